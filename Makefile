@@ -1,0 +1,78 @@
+# asyncd: `make run` builds and serves examples/asyncd.yaml; `make test` runs
+# every check CI runs. Nothing needs installing first beyond Go 1.26.
+
+GO        ?= go
+BIN       := bin/asyncd
+PKGS      := ./...
+CONFIG    ?= examples/asyncd.yaml
+FUZZTIME  ?= 10m
+
+.PHONY: all build run test vet fmt-check unit bench-unit fuzz-smoke bench soak fuzz clean docs
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/asyncd
+
+run: build
+	./$(BIN) -c $(CONFIG)
+
+# make test: formatting, vet, the race-enabled unit and end-to-end suites
+# (conformance vectors included), the benchmark tools' own tests, and a
+# short run of every fuzz target.
+test: fmt-check vet unit bench-unit fuzz-smoke
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 -parallel 32 -timeout 20m $(PKGS)
+
+# bench/peers is its own Go module, which the root ./... does not enter: vet
+# it and run its unit tests (report, chart, results, probe, rawhttp,
+# procmem, idleconns, pipeflood). gain-raw links only with
+# -checklinkname=0. Its conformance package, which builds and starts every
+# peer and runs wrk against it (minutes, and wants bin/asyncd), is left
+# out here by name, not skipped: run it with
+# `cd bench/peers && go test -ldflags=-checklinkname=0 ./conformance/`.
+BENCH_GOFLAGS := -ldflags=-checklinkname=0
+
+bench-unit:
+	cd bench/peers && $(GO) vet ./... && \
+	  $(GO) test -race -count=1 $(BENCH_GOFLAGS) -timeout 5m $$($(GO) list ./... | grep -v '/conformance$$')
+
+# Each fuzz target for a fixed count of executions (a count, not a
+# duration: see scripts/fuzz.sh): a regression net, not a search.
+fuzz-smoke:
+	@./scripts/fuzz.sh 30000x
+
+# The long runs: FUZZTIME per target.
+fuzz:
+	@./scripts/fuzz.sh $(FUZZTIME)
+
+bench: build
+	./bench/run.sh
+
+# make soak: the long runs, on every backend (ASYNCD_TEST_BACKENDS narrows).
+# First the reliability attacks at full size without the race detector
+# (make test runs them under -race, which scales TestAbruptResetsLeakNothing
+# down from 10,000 resets per backend to 2,000): resets, slow clients,
+# pipeline flood, slow reader, descriptor exhaustion and the handler
+# faults (23 s on 2 loaded cores), bounded by -timeout. Then TestSoakReloads:
+# the real binary under load with SIGHUP reloads, 5 minutes per backend
+# (ASYNCD_SOAK_DURATION, ASYNCD_SOAK_RELOAD_EVERY change it).
+SOAK_ATTACKS := ^(TestAbruptResetsLeakNothing|TestSlowClientsAreCutOffOthersServed|TestPipelineFloodWithoutReading|TestSlowReaderOfLargeStream|TestDescriptorExhaustion|TestHandlerPanics|TestTruncatedStreamIsVisible|TestContextAfterClientLeft|TestHandlerNeverReturns|TestHandlerWritesAfterClientLeft)$$
+
+soak: build
+	$(GO) test -run '$(SOAK_ATTACKS)' -count=1 -timeout 10m -v ./reliability/
+	ASYNCD_SOAK=1 $(GO) test -run Soak -count=1 -timeout 60m -v ./reliability/
+
+docs:
+	$(GO) run ./config/gendocs > docs/configuration.md
+
+clean:
+	rm -rf bin

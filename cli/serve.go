@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/asyncd/asyncd/bind"
+	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/procstate"
+	"github.com/asyncd/asyncd/supervisor"
+	"github.com/asyncd/asyncd/worker"
+	"golang.org/x/sys/unix"
+)
+
+// serve runs the serving process the supervisor started: SIGTERM stops it
+// gracefully (readiness off, shutdown_delay, then drain; a second SIGTERM
+// skips the rest of the delay), SIGHUP drains it at once (a new generation
+// is already serving, and serves metrics_bind too), SIGINT/SIGQUIT stop it
+// fast (also during the delay) and SIGUSR1 reopens its log files, the access
+// log included.
+func serve(cfg *config.Config, logs *errorLog) error {
+	log := logs.Logger
+	// The supervisor put this process in its own process group, so a
+	// terminal would stop it with SIGTTOU for writing a log line (stty
+	// tostop) and SIGTTIN/SIGTTOU/SIGUSR2 sent here by mistake would stop
+	// or kill it: they only mean something to the supervisor.
+	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR2)
+	// Runtime crash output (fatal errors, the goroutine dump of SIGABRT
+	// after a missed heartbeat) goes to fd 2: make that the error log.
+	logs.stderrToFile()
+
+	set, err := bind.Inherited(os.Getenv(bind.EnvVar))
+	if err != nil {
+		return err
+	}
+	status := supervisor.OpenStatus()
+	gen, _ := strconv.ParseInt(os.Getenv(supervisor.EnvGeneration), 10, 64)
+	rel, _ := strconv.ParseInt(os.Getenv(supervisor.EnvReloads), 10, 64)
+	rst, _ := strconv.ParseInt(os.Getenv(supervisor.EnvRestarts), 10, 64)
+	procstate.SetLineage(gen, rel, rst)
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	obs, err := openObservability(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer obs.Close() // after the loops stopped: the last lines are written
+	p, err := worker.New(worker.Options{Config: cfg, Sockets: set, Logger: log, Observer: obs.observer})
+	if err != nil {
+		return err
+	}
+	p.OnReopen(obs.Reopen)
+	ctx, drain := context.WithCancel(context.Background())
+	defer drain()
+	fast := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	if cfg.Timeout > 0 {
+		go status.Heartbeat(max(cfg.Timeout/4, 100*time.Millisecond), stop)
+	}
+	go func() {
+		var delay <-chan time.Time
+		for {
+			select {
+			case <-stop:
+				return
+			case <-delay:
+				delay = nil
+				log.Info("shutdown_delay over: draining", "graceful_timeout", cfg.GracefulTimeout)
+				drain()
+			case s := <-sigs:
+				switch s {
+				case syscall.SIGTERM:
+					p.SetUnready()
+					if d := cfg.ShutdownDelay; d > 0 && delay == nil && ctx.Err() == nil {
+						log.Info("SIGTERM: not ready; serving on for shutdown_delay", "shutdown_delay", d)
+						delay = time.After(d)
+						continue
+					}
+					delay = nil
+					log.Info("SIGTERM: draining", "graceful_timeout", cfg.GracefulTimeout)
+					drain()
+				case syscall.SIGHUP:
+					log.Info("replaced by a new generation: draining", "graceful_timeout", cfg.GracefulTimeout)
+					p.SetUnready()
+					obs.Replaced()
+					drain()
+				case syscall.SIGUSR1:
+					logs.Reopen()
+					logs.stderrToFile()
+					p.ReopenLogs()
+				default:
+					select {
+					case <-fast:
+					default:
+						log.Info("fast stop", "signal", s.String())
+						close(fast)
+					}
+				}
+			}
+		}
+	}()
+	return p.Run(ctx, fast, worker.Options{
+		Ready:   func(worker.ReadyInfo) { status.Ready() },
+		Recycle: status.Recycle,
+		Stuck:   status.Stuck,
+	})
+}
+
+// stderrToFile points descriptor 2 at the error log file, when there is
+// one, so that what the Go runtime itself writes lands in the error log.
+func (l *errorLog) stderrToFile() {
+	if l.file == nil {
+		return
+	}
+	l.file.mu.Lock()
+	defer l.file.mu.Unlock()
+	if err := unix.Dup2(int(l.file.f.Fd()), 2); err != nil {
+		l.Logger.Warn("cannot send stderr to the error log", "error", err.Error())
+	}
+}

@@ -1,0 +1,115 @@
+package config
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var (
+	pyErrorPrefix = regexp.MustCompile(`^gunicorn\.conf\.py:[1-9][0-9]*: `)
+	pyIdent       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// FuzzGunicornPy: the .py reader never panics, every error is one line
+// naming the file and a line within it, and whatever loads prints as YAML
+// that loads back the same.
+func FuzzGunicornPy(f *testing.F) {
+	for _, seed := range []string{
+		typicalGunicorn,
+		"import multiprocessing\nworkers = multiprocessing.cpu_count() * 2 + 1\n",
+		"bind = ['0.0.0.0:80', \"unix:/run/a.sock\"]\nsecure_scheme_headers = {'X-A': 'b',}\numask = 0o22\n",
+		"\"\"\"doc\"\"\"\ntimeout = 2.5  # c\nraw_env = ('A=1',\n  'B=2')\nkeepalive = \\\n 5\n",
+		"def on_starting(server):\n    pass\n",
+		"a = '''x\ny'''\nb = r'\\d' 'e'\n",
+		"x = {1: [None, True, -3, 0x1f, 1_0.5e-3]}\n",
+		"if True:\n  workers = 1\n",
+		"routes = [{'path': '/', 'handler': 'h', 'options': {'a': [1, {'b': None}]}}]\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		lines := strings.Count(src, "\n") + 1
+		assigns, err := parseGunicornPy("gunicorn.conf.py", []byte(src))
+		if err != nil {
+			checkFuzzError(t, err, pyErrorPrefix)
+		}
+		for _, a := range assigns {
+			if a.line < 1 || a.line > lines || !pyIdent.MatchString(a.name) {
+				t.Fatalf("assignment %q at line %d of %d", a.name, a.line, lines)
+			}
+		}
+		c, _, err := loadPy(src)
+		if err != nil {
+			checkFuzzError(t, err, pyErrorPrefix)
+			return
+		}
+		checkRoundTrip(t, c)
+	})
+}
+
+var yamlErrorPrefix = regexp.MustCompile(`^asyncd\.yaml: `)
+
+// FuzzYAML: loading arbitrary YAML never panics, every error is one line
+// starting with the file name, and whatever loads prints as YAML that loads
+// back the same.
+func FuzzYAML(f *testing.F) {
+	for _, seed := range []string{
+		"workers: 2\nbind: [':80']\n",
+		"worker_clas: sync\n",
+		"routes:\n- {path: /, handler: h, methods: [GET], options: {a: [1, {b: null}]}}\n",
+		"secure_scheme_headers: {X-A: b}\nlimit_request_body: 10MiB\nkeepalive: 1m30s\nsocket_mode: 0600\n",
+		"- a\n",
+		"a: &x [1]\nb: *x\n",
+		"workers: 1\n---\nworkers: 2\n",
+		"{",
+		"daemon: false\npreload_app: true\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		c, _, err := loadMem(yamlFile(src), withFile)
+		if err != nil {
+			checkFuzzError(t, err, yamlErrorPrefix)
+			// After the file name: a line, or the key at fault.
+			rest := strings.TrimPrefix(err.Error(), "asyncd.yaml: ")
+			key, _, _ := strings.Cut(rest, ":")
+			if !strings.HasPrefix(rest, "line ") && !strings.HasPrefix(rest, "unknown key ") &&
+				lookup(key) == nil && !strings.HasPrefix(key, "routes[") {
+				t.Fatalf("error names neither a line nor a key: %q", err)
+			}
+			return
+		}
+		checkRoundTrip(t, c)
+	})
+}
+
+func checkFuzzError(t *testing.T, err error, prefix *regexp.Regexp) {
+	t.Helper()
+	msg := err.Error()
+	if !prefix.MatchString(msg) {
+		t.Fatalf("error does not name the file (and line): %q", msg)
+	}
+	if strings.ContainsAny(msg, "\n\r") {
+		t.Fatalf("error is not one line: %q", msg)
+	}
+}
+
+func checkRoundTrip(t *testing.T, c *Config) {
+	t.Helper()
+	out, err := c.YAML()
+	if err != nil {
+		t.Fatalf("YAML: %v", err)
+	}
+	back, _, err := loadMem(map[string]string{"p.yaml": string(out)}, []string{"-c", "p.yaml"})
+	if err != nil {
+		t.Fatalf("printed config does not load: %v\n%s", err, out)
+	}
+	again, err := back.YAML()
+	if err != nil {
+		t.Fatalf("YAML again: %v", err)
+	}
+	if stripComments(string(again)) != stripComments(string(out)) {
+		t.Fatalf("printed config changes when loaded:\n%s\n---\n%s", out, again)
+	}
+}

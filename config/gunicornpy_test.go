@@ -1,0 +1,218 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// typicalGunicorn is the configuration most Gunicorn deployments carry.
+const typicalGunicorn = `# gunicorn.conf.py
+bind = "0.0.0.0:8000"
+workers = 3
+worker_class = "gevent"
+worker_connections = 1000
+timeout = 30
+keepalive = 2
+max_requests = 1000
+max_requests_jitter = 100
+loglevel = "info"
+accesslog = "-"
+errorlog = "-"
+preload_app = False
+`
+
+func loadPy(src string, args ...string) (*Config, []string, error) {
+	return loadMem(map[string]string{"gunicorn.conf.py": src}, append([]string{"-c", "gunicorn.conf.py"}, args...))
+}
+
+func TestGunicornTypical(t *testing.T) {
+	c, w, err := loadPy(typicalGunicorn, "--workers=1") // 1: no CPU-count warning on small machines
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.ConfigFile = "gunicorn.conf.py"
+	want.Bind = []string{"0.0.0.0:8000"}
+	want.Workers = 1
+	want.WorkerClass = "gevent"
+	want.Timeout = 30 * time.Second
+	want.Keepalive = 2 * time.Second
+	want.MaxRequests = 1000
+	want.MaxRequestsJitter = 100
+	want.AccessLog = "-"
+	c.Source, want.Source = nil, nil
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got  %+v\nwant %+v", *c, *want)
+	}
+	wantWarn := []string{
+		"gunicorn.conf.py:13: preload_app has no effect in asyncd: handlers are compiled into the binary; there is no application to load before forking",
+		`gunicorn.conf.py:4: worker_class: "gevent" runs as asyncd's "async" class (handlers are Go code; nothing is monkey-patched)`,
+		"gunicorn.conf.py:7: keepalive: 2s is shorter than the idle timeouts of most proxies and load balancers (nginx, AWS ALB: 60s); behind one, expect 502s on reused connections (asyncd's default is 90s)",
+	}
+	if !reflect.DeepEqual(w, wantWarn) {
+		t.Fatalf("warnings:\n%s", strings.Join(w, "\n"))
+	}
+	// Without the flag the file's workers = 3 holds, with its line as source.
+	c, _, err = loadPy(typicalGunicorn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Workers != 3 || c.Source["workers"] != "gunicorn.conf.py:3" || c.EffectiveWorkerClass() != WorkerAsync {
+		t.Fatalf("workers %d from %s, class %s", c.Workers, c.Source["workers"], c.EffectiveWorkerClass())
+	}
+}
+
+// TestGunicornLiterals covers every literal form the reader accepts.
+func TestGunicornLiterals(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want map[string]any
+	}{
+		{"quotes", `a = 'x'` + "\n" + `b = "y"`, map[string]any{"a": "x", "b": "y"}},
+		{"triple quotes", "a = '''one\ntwo'''\nb = \"\"\"it's \"ok\" \"\"\"\nc = '''x''' '''y'''\n",
+			map[string]any{"a": "one\ntwo", "b": `it's "ok" `, "c": "xy"}},
+		{"escapes", `a = "t\tn\n\\q\"x\x41\u00e9\101\z"`, map[string]any{"a": "t\tn\n\\q\"xAé" + "A" + `\z`}},
+		{"raw string", `a = r"C:\new\"q"`, map[string]any{"a": `C:\new\"q`}},
+		{"u prefix", `a = u"x"`, map[string]any{"a": "x"}},
+		{"adjacent strings", `a = ("%(h)s "` + "\n" + `     '%(r)s')`, map[string]any{"a": "%(h)s %(r)s"}},
+		{"utf-8", `a = "héllo, 世界"`, map[string]any{"a": "héllo, 世界"}},
+		{"ints", "a = 10\nb = 1_000\nc = 0x1F\nd = 0o22\ne = 0b101\nf = -3\ng = +4\nh = 0\ni = 00",
+			map[string]any{"a": 10, "b": 1000, "c": 31, "d": 18, "e": 5, "f": -3, "g": 4, "h": 0, "i": 0}},
+		{"floats", "a = 2.5\nb = .5\nc = 1e3\nd = -0.25\ne = 1_0.5", map[string]any{"a": 2.5, "b": 0.5, "c": 1000.0, "d": -0.25, "e": 10.5}},
+		{"constants", "a = True\nb = False\nc = None", map[string]any{"a": true, "b": false, "c": nil}},
+		{"list and tuple", "a = [1, 'x', [2]]\nb = (1, 2,)\nc = ('one',)\nd = ()\ne = []\nf = (3)",
+			map[string]any{"a": []any{1, "x", []any{2}}, "b": []any{1, 2}, "c": []any{"one"}, "d": []any{}, "e": []any{}, "f": 3}},
+		{"dict", "a = {'k': 1, \"n\": {'x': [True, None]},}\nb = {}",
+			map[string]any{"a": map[string]any{"k": 1, "n": map[string]any{"x": []any{true, nil}}}, "b": map[string]any{}}},
+		{"multi-line brackets with comments", "a = [\n  'x',  # first\n\n  # between\n  'y'\n]\nb = 1",
+			map[string]any{"a": []any{"x", "y"}, "b": 1}},
+		{"backslash continuation", "a = \\\n  5\nb = 'x' \\\n    'y'", map[string]any{"a": 5, "b": "xy"}},
+		{"docstring and comments", "\"\"\"Module doc.\"\"\"\n# comment\n\n   # indented comment\na = 1  # trailing\n",
+			map[string]any{"a": 1}},
+		{"semicolons", "a = 1; b = 2;\n", map[string]any{"a": 1, "b": 2}},
+		{"crlf and bom", "\ufeffa = 1\r\nb = [\r\n 2]\r\n", map[string]any{"a": 1, "b": []any{2}}},
+		{"no final newline", "a = 'x'", map[string]any{"a": "x"}},
+		{"reassignment: last wins", "a = 1\na = 2", map[string]any{"a": 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseGunicornPy("g.py", []byte(tt.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]any{}
+			for _, a := range got {
+				m[a.name] = a.val
+			}
+			if !reflect.DeepEqual(m, tt.want) {
+				t.Fatalf("got  %#v\nwant %#v", m, tt.want)
+			}
+		})
+	}
+}
+
+func TestGunicornLines(t *testing.T) {
+	got, err := parseGunicornPy("g.py", []byte("\"\"\"doc\nstring\"\"\"\na = [\n 1,\n]\n\nb = 'x' \\\n  'y'\nc = 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]int{}
+	for _, a := range got {
+		lines[a.name] = a.line
+	}
+	if want := map[string]int{"a": 3, "b": 7, "c": 9}; !reflect.DeepEqual(lines, want) {
+		t.Fatalf("lines %v, want %v", lines, want)
+	}
+}
+
+// TestGunicornErrors pins the message for each construct asyncd refuses.
+func TestGunicornErrors(t *testing.T) {
+	const f = "gunicorn.conf.py:"
+	tests := []struct {
+		name, src, want string
+	}{
+		{"the issue's example", "# gunicorn config\n\nworkers = multiprocessing.cpu_count()*2+1\n",
+			f + "3: workers = multiprocessing.cpu_count()*2+1 is an expression; asyncd reads literals only: set workers = 0 for one event loop per CPU"},
+		{"import", "import multiprocessing\nworkers = 2\n",
+			f + "1: import multiprocessing: asyncd reads literal assignments only and runs no Python, so imports cannot work; delete it (instead of multiprocessing.cpu_count(), set workers = 0: one event loop per CPU)"},
+		{"from import", "from os import environ\n",
+			f + "1: from os import environ: asyncd reads literal assignments only and runs no Python, so imports cannot work; delete it (instead of reading os.environ, set ASYNCD_<KEY> environment variables)"},
+		{"environ lookup", "bind = '0.0.0.0:' + os.environ.get('PORT', '8000')\n",
+			f + "1: bind = '0.0.0.0:' + os.environ.get('PORT', '8000') is an expression; asyncd reads literals only: write the address itself, e.g. bind = \"0.0.0.0:8000\", or pass it with ASYNCD_BIND or -b"},
+		{"helper literal", "port = 8000\n",
+			f + `1: unknown key "port"`},
+		{"f-string value", "bind = f\"0.0.0.0:{8000}\"\n",
+			f + `1: bind = f"0.0.0.0:{8000}" uses an f-string; asyncd reads literals only: write the address itself, e.g. bind = "0.0.0.0:8000", or pass it with ASYNCD_BIND or -b`},
+		{"generic hint", "timeout = 10 * 3\n",
+			f + "1: timeout = 10 * 3 is an expression; asyncd reads literals only: write the value itself, or set it with ASYNCD_TIMEOUT or --timeout"},
+		{"multi-line expression", "threads = (\n  1 +\n  2)\n",
+			f + "1: threads = ( 1 + 2) is an expression; asyncd reads literals only: write the value itself, or set it with ASYNCD_THREADS or --threads"},
+		{"helper variable", "port = int('8000')\n",
+			f + `1: port = int('8000') is an expression, and "port" is not a setting; asyncd reads literals only: write the final values into the settings that use it`},
+		{"misspelled expression", "worker = w\n",
+			f + `1: worker = w is an expression, and "worker" is not a setting (did you mean "workers"?); asyncd reads literals only: write the final values into the settings that use it`},
+		{"unimplemented setting expression", "proc_name = NAME\n",
+			f + "1: proc_name = NAME is an expression; asyncd reads literals only: delete it (proc_name has no effect in asyncd: asyncd does not rename its processes)"},
+		{"hook", "bind = ':80'\n\ndef on_starting(server):\n    server.log.info('hi')\n",
+			f + "3: def on_starting(server): " + reasonHooks},
+		{"function", "def helper():\n    return 1\n",
+			f + "1: def helper(): functions are Python code; asyncd reads literal assignments only (name = value)"},
+		{"if block", "if True:\n    workers = 2\n",
+			f + "1: if True: if statements are Python code; asyncd reads literal assignments only (name = value): write one literal value per setting, and use ASYNCD_<KEY> environment variables for values that differ between environments"},
+		{"indentation", "workers = 2\n  threads = 2\n",
+			f + "2: unexpected indentation: asyncd reads top-level assignments only (name = value)"},
+		{"call statement", "print('hi')\n",
+			f + "1: print('hi') is not an assignment; asyncd reads literal assignments only (name = value)"},
+		{"augmented assignment", "workers += 1\n",
+			f + "1: workers += 1 is not an assignment; asyncd reads literal assignments only (name = value)"},
+		{"annotation", "workers: int = 1\n",
+			f + "1: workers: int = 1 is not an assignment; asyncd reads literal assignments only (name = value)"},
+		{"chained assignment", "workers = threads = 2\n",
+			f + "1: workers = threads = 2 is an expression; asyncd reads literals only: set workers = 0 for one event loop per CPU"},
+		{"bare number", "42\n",
+			f + "1: 42 is not an assignment; asyncd reads literal assignments only (name = value)"},
+		{"unterminated string", "a = 1\nbind = \"0.0.0.0:8000\n",
+			f + "2: unterminated string (the closing quote is missing on this line)"},
+		{"unterminated triple", "x = '''abc\n\n",
+			f + "1: unterminated string"},
+		{"unclosed bracket", "bind = [\n  ':80',\n",
+			f + `1: '[' is never closed`},
+		{"mismatched bracket", "bind = [':80')\n",
+			f + `1: ')' does not match '[' opened on line 1`},
+		{"leading zero", "umask = 0022\n",
+			f + "1: 0022: leading zeros are not allowed in Python 3 (write 0o22 for an octal number)"},
+		{"bad number", "workers = 12abc\n", f + `1: invalid number "12abc"`},
+		{"complex", "workers = 3j\n", f + "1: 3j: complex numbers are not setting values"},
+		{"huge int", "workers = 99999999999999999999\n", f + "1: 99999999999999999999: number too large"},
+		{"set literal", "forwarded_allow_ips = {'127.0.0.1'}\n",
+			f + "1: sets are not setting values: write a list [...]"},
+		{"dict key", "secure_scheme_headers = {1: 'x'}\n",
+			f + "1: dict keys must be strings, got 1 (a number)"},
+		{"bytes", "bind = b':80'\n", f + `1: bytes literals (b"...") are not setting values: drop the b`},
+		{"unknown name", "worker_clas = 'sync'\n",
+			f + `1: unknown key "worker_clas" (did you mean "worker_class"?)`},
+		{"value error with line", "\n\nworkers = -2\n", f + "3: workers: must be >= 0, got -2"},
+		{"type error with line", "bind = 8000\n", f + "1: bind: must be a list of strings, got 8000 (a number)"},
+		{"refused setting", "daemon = True\n",
+			f + "1: daemon: not supported: asyncd does not daemonize: run it in the foreground under systemd, supervisord or a container runtime"},
+		{"hook assigned", "when_ready = None\n", f + "1: when_ready: not supported: " + reasonHooks},
+		{"stray character", "workers = 2 ?\n", f + `1: unexpected character '?'`},
+		{"N escape", `a = "\N{BULLET}"`, f + `1: \N{...} escapes are not supported: write the character itself`},
+		{"deep nesting", "a = " + strings.Repeat("[", 70) + strings.Repeat("]", 70) + "\n",
+			f + "1: values nested more than 64 deep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := loadPy(tt.src)
+			if err == nil {
+				t.Fatalf("loaded %+v", c)
+			}
+			if err.Error() != tt.want {
+				t.Fatalf("error\n got: %s\nwant: %s", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,725 @@
+package httpparse
+
+import (
+	"bytes"
+	"math"
+)
+
+// Parser states.
+const (
+	stInit   uint8 = iota // nothing parsed yet
+	stLine                // inside the request line (or the empty lines before it)
+	stFields              // request line done, inside the field lines
+	stDone                // head complete
+)
+
+// Request-line phases: where the resumable request-line scanner stands.
+const (
+	phLead   uint8 = iota // at the start of a line before the request line
+	phLeadLF              // after the CR of a leading empty line
+	phMethod
+	phTarget
+	phPct1 // after '%' in the target
+	phPct2 // after '%' HEXDIG
+	phVersion
+)
+
+// Parser parses one request head at a time. It is per connection and keeps
+// incremental state between calls so that a head arriving in pieces is still
+// scanned in linear time; call Reset before the next request.
+type Parser struct {
+	Limits Limits
+
+	// noHostCheck lets this package's tests get the parser-only verdict of
+	// conformance vectors that are about Host at server level.
+	noHostCheck bool
+
+	lim   Limits // Limits with defaults, fixed for the current head
+	state uint8
+	phase uint8
+
+	lfScan  int  // how far the search for the request line's LF got
+	lineEnd bool // the request line's LF has arrived
+
+	pos  int      // next byte of the request line to look at
+	line lineScan // the current field line
+	lead int      // leading empty lines skipped
+
+	rlStart, methodEnd, targetStart, targetEnd, versionStart int
+	query                                                    int  // index after the target's first '?', 0 if none
+	brackets                                                 bool // '[' or ']' in the target
+
+	// where the previous call's buffer was, to re-point slices if the
+	// caller moved the bytes between calls
+	base    *byte
+	baseCap int
+
+	hosts                               int
+	clSeen                              bool
+	teSeen, teChunked, teFinal, teOther bool
+	connClose, connKeepAlive, connUpg   bool
+	upgradeField                        bool
+	expect100, expectOther              bool
+}
+
+// Reset prepares the parser for the next request head.
+func (p *Parser) Reset() {
+	*p = Parser{Limits: p.Limits, noHostCheck: p.noHostCheck}
+}
+
+// ParseHead parses the head of the request that starts at buf[0] into req.
+//
+// buf holds the same request's bytes on every call, possibly longer than on
+// the previous call (more input appended, same start); the bytes may have
+// moved in memory. ParseHead returns (n, nil) with n == req.HeadLen once the
+// head is complete, (0, nil) when more input is needed (never an error for a
+// valid prefix), or (0, err) with err an *Error. Each byte is examined a
+// bounded number of times however the input is split, and limits are
+// enforced as soon as the bytes seen prove them exceeded.
+//
+// The first call for a head resets req (keeping its Headers backing array,
+// allocated here once with capacity Limits.MaxHeaderCount). After an error
+// the connection is done: Reset before parsing anything else.
+func (p *Parser) ParseHead(buf []byte, req *Request) (int, error) {
+	if len(buf) == 0 {
+		if p.state == stDone {
+			return req.HeadLen, nil
+		}
+		return 0, nil
+	}
+	switch p.state {
+	case stInit:
+		p.lim = p.Limits.withDefaults()
+		if cap(req.Headers) < p.lim.MaxHeaderCount {
+			req.Headers = make([]Header, 0, p.lim.MaxHeaderCount)
+		}
+		req.Reset()
+		p.state = stLine
+	case stDone:
+		return req.HeadLen, nil
+	default:
+		if len(buf) < max(p.pos, p.line.pos) {
+			return 0, errInputShrunk
+		}
+		if &buf[0] != p.base || cap(buf) != p.baseCap {
+			p.rebase(buf, req)
+		}
+	}
+	p.base, p.baseCap = &buf[0], cap(buf)
+	if p.state == stLine && !p.lineEnd && p.deferLine(buf) {
+		return 0, nil
+	}
+	if p.state == stLine {
+		if err := p.requestLine(buf, req); err != nil {
+			return 0, err
+		}
+		if p.state == stLine {
+			return 0, nil
+		}
+	}
+	n, err := p.fields(buf, req)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// deferLine reports whether the request line should wait for more bytes
+// before it is judged: its LF has not arrived, it is within the length
+// limit, it does not start with whitespace, and every byte so far is
+// printable ASCII or SP. A request that has
+// barely started (the tail of a pipelined read, a slow client) is then never
+// answered early, while bytes no request line can hold (a TLS handshake, a
+// control character, CR) and overlong lines are judged at once. Every rule
+// still applies when the line is complete. The scan resumes where it
+// stopped, so the work stays linear.
+func (p *Parser) deferLine(buf []byte) bool {
+	if buf[0] == ' ' || buf[0] == '\t' {
+		p.lineEnd = true // whitespace before the request line: judge now
+		return false
+	}
+	for i := p.lfScan; i < len(buf); i++ {
+		b := buf[i]
+		if b == '\n' {
+			p.lineEnd = true
+			return false
+		}
+		if b < ' ' || b > '~' {
+			p.lineEnd = true // judge now
+			return false
+		}
+	}
+	p.lfScan = len(buf)
+	// Leading empty lines are CRLFs, which end the deferral at once, so
+	// the whole buffer here is the request line.
+	return len(buf) <= p.lim.MaxRequestLine
+}
+
+// rebase re-points req's slices at buf after the caller moved the bytes. A
+// slice's offset in the old buffer is baseCap - cap(slice), as every slice
+// was cut from that buffer.
+func (p *Parser) rebase(buf []byte, req *Request) {
+	if p.state != stFields {
+		return // nothing sliced yet
+	}
+	re := func(s []byte) []byte {
+		if s == nil {
+			return nil
+		}
+		off := p.baseCap - cap(s)
+		return buf[off : off+len(s)]
+	}
+	req.Method = re(req.Method)
+	req.Target = re(req.Target)
+	req.Path = re(req.Path)
+	req.Query = re(req.Query)
+	req.Host = re(req.Host)
+	for i := range req.Headers {
+		h := &req.Headers[i]
+		h.Name = re(h.Name)
+		h.Value = re(h.Value)
+	}
+}
+
+// requestLine runs the resumable request-line scanner over buf[p.pos:]:
+// method SP request-target SP HTTP-version CRLF (RFC 9112 §3), with the
+// leading empty lines RFC 9112 §2.2 lets a server skip. Errors are found in
+// byte order, and the length limit is checked before each content byte, so
+// the verdict does not depend on how the input was split.
+func (p *Parser) requestLine(buf []byte, req *Request) error {
+	if p.pos == 0 && p.fastRequestLine(buf) {
+		p.line.reset(p.pos)
+		p.state = stFields
+		return p.finishRequestLine(buf, req)
+	}
+	i, n := p.pos, len(buf)
+	for i < n {
+		switch p.phase {
+		case phLead:
+			switch buf[i] {
+			case '\r':
+				p.phase = phLeadLF
+				i++
+			case '\n':
+				return errBareLF
+			default:
+				p.rlStart = i
+				p.phase = phMethod
+			}
+		case phLeadLF:
+			if buf[i] != '\n' {
+				return errBareCR
+			}
+			p.lead++
+			if p.lead > MaxLeadingEmptyLines {
+				return errTooManyEmptyLine
+			}
+			i++
+			p.phase = phLead
+		case phMethod:
+			end := min(n, p.rlStart+p.lim.MaxRequestLine)
+			for i < end && tokenTab[buf[i]] {
+				i++
+			}
+			if i == n {
+				break
+			}
+			if i == end {
+				return errRequestLineTooLong
+			}
+			if buf[i] != ' ' {
+				if buf[i] == '\t' {
+					return errRequestLineWS
+				}
+				return errMethod
+			}
+			if i == p.rlStart {
+				return errMethodEmpty
+			}
+			p.methodEnd = i
+			i++
+			p.targetStart = i
+			p.phase = phTarget
+		case phTarget:
+			end := min(n, p.rlStart+p.lim.MaxRequestLine)
+			for i < end && targetTab[buf[i]] {
+				i++
+			}
+			if i == n {
+				break
+			}
+			if i == end {
+				return errRequestLineTooLong
+			}
+			switch buf[i] {
+			case ' ':
+				if i == p.targetStart {
+					return errTargetEmpty
+				}
+				p.targetEnd = i
+				i++
+				p.versionStart = i
+				p.phase = phVersion
+			case '?':
+				if p.query == 0 {
+					p.query = i + 1
+				}
+				i++
+			case '%':
+				i++
+				p.phase = phPct1
+			case '[', ']':
+				p.brackets = true
+				i++
+			case '#':
+				return errTargetFragment
+			case '\r', '\n':
+				if i == p.targetStart {
+					return errTargetEmpty
+				}
+				return errHTTP09
+			case '\t':
+				return errRequestLineWS
+			default:
+				return errTargetChar
+			}
+		case phPct1, phPct2:
+			if i >= p.rlStart+p.lim.MaxRequestLine {
+				return errRequestLineTooLong
+			}
+			if !hexTab[buf[i]] {
+				return errTargetPercent
+			}
+			i++
+			if p.phase == phPct1 {
+				p.phase = phPct2
+			} else {
+				p.phase = phTarget
+			}
+		case phVersion:
+			// "HTTP/" DIGIT "." DIGIT CRLF, case-sensitive (RFC 9112 §2.3)
+			k := i - p.versionStart
+			c := buf[i]
+			switch {
+			case k < 8:
+				if i >= p.rlStart+p.lim.MaxRequestLine {
+					return errRequestLineTooLong
+				}
+				ok := false
+				switch k {
+				case 5, 7:
+					ok = c >= '0' && c <= '9'
+				case 6:
+					ok = c == '.'
+				default:
+					ok = c == "HTTP/"[k]
+				}
+				if !ok {
+					if c == ' ' || c == '\t' {
+						return errRequestLineWS
+					}
+					return errVersion
+				}
+				i++
+			case k == 8:
+				if c != '\r' {
+					if c == '\n' {
+						return errBareLF
+					}
+					if c == ' ' || c == '\t' {
+						return errRequestLineWS
+					}
+					return errVersion
+				}
+				i++
+			default:
+				if c != '\n' {
+					return errBareCR
+				}
+				p.pos = i + 1
+				p.line.reset(p.pos)
+				p.state = stFields
+				return p.finishRequestLine(buf, req)
+			}
+		}
+	}
+	p.pos = i
+	return nil
+}
+
+// fastRequestLine recognises a complete, ordinary request line at the start
+// of buf in straight-line code and records it as the scanner in
+// requestLine would. Anything unusual (leading empty lines, '[', a line
+// not complete yet, any error) returns false and is left to the scanner,
+// which stays the one place deciding errors.
+func (p *Parser) fastRequestLine(buf []byte) bool {
+	end := min(len(buf), p.lim.MaxRequestLine) // content bytes lie below end
+	i := 0
+	for i < end && tokenTab[buf[i]] {
+		i++
+	}
+	if i == 0 || i >= end || buf[i] != ' ' {
+		return false
+	}
+	methodEnd := i
+	i++
+	targetStart, query := i, 0
+	for {
+		for i < end && targetTab[buf[i]] {
+			i++
+		}
+		if i >= end {
+			return false
+		}
+		if c := buf[i]; c == '?' {
+			if query == 0 {
+				query = i + 1
+			}
+			i++
+			continue
+		} else if c == '%' && i+2 < end && hexTab[buf[i+1]] && hexTab[buf[i+2]] {
+			i += 3
+			continue
+		}
+		break
+	}
+	if i == targetStart || buf[i] != ' ' {
+		return false
+	}
+	targetEnd := i
+	i++
+	if i+10 > len(buf) || i+8 > p.lim.MaxRequestLine {
+		return false
+	}
+	v := buf[i : i+10]
+	if string(v[:5]) != "HTTP/" || v[5]-'0' > 9 || v[6] != '.' || v[7]-'0' > 9 || v[8] != '\r' || v[9] != '\n' {
+		return false
+	}
+	p.methodEnd, p.targetStart, p.targetEnd, p.versionStart, p.query = methodEnd, targetStart, targetEnd, i, query
+	p.pos = i + 10
+	return true
+}
+
+// finishRequestLine checks the complete request line's version and target
+// form (RFC 9112 §2.3, §3.2) and fills req.
+func (p *Parser) finishRequestLine(buf []byte, req *Request) error {
+	v := buf[p.versionStart:]
+	if v[5] != '1' {
+		return errVersionUnsupported
+	}
+	req.Major, req.Minor = 1, v[7]-'0'
+	method := buf[p.rlStart:p.methodEnd]
+	target := buf[p.targetStart:p.targetEnd]
+	req.Method, req.Target = method, target
+	connect := string(method) == "CONNECT"
+	switch {
+	case target[0] == '/':
+		if connect {
+			return errConnectForm
+		}
+		if p.brackets {
+			return errTargetChar // '[' and ']' only belong in an IP-literal
+		}
+		req.Form = OriginForm
+		req.Path = target
+		if p.query > 0 {
+			req.Path, req.Query = buf[p.targetStart:p.query-1], buf[p.query:p.targetEnd]
+		}
+	case len(target) == 1 && target[0] == '*':
+		if string(method) != "OPTIONS" {
+			return errAsteriskForm
+		}
+		req.Form = AsteriskForm
+		req.Path = target[:0]
+	case connect:
+		// authority-form = uri-host ":" port (RFC 9112 §3.2.3)
+		for _, c := range target {
+			if c == '@' || c == '/' || c == '?' {
+				return errConnectForm
+			}
+		}
+		_, port, hasPort, ok := splitHostPort(target)
+		if !ok || !hasPort || len(port) == 0 {
+			return errConnectForm
+		}
+		req.Form = AuthorityForm
+		req.Path = target[:0]
+		req.Host = target
+	default:
+		return p.absoluteForm(target, req)
+	}
+	return nil
+}
+
+// absoluteForm parses scheme "://" authority path-abempty [ "?" query ]
+// (RFC 9112 §3.2.2). An absolute-URI without an authority ("urn:x") names
+// nothing this server could route to and is rejected.
+func (p *Parser) absoluteForm(t []byte, req *Request) error {
+	c := t[0]
+	if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		return errTargetForm
+	}
+	i := 1
+	for i < len(t) {
+		c = t[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.' {
+			i++
+			continue
+		}
+		break
+	}
+	if i+3 > len(t) || t[i] != ':' || t[i+1] != '/' || t[i+2] != '/' {
+		return errTargetForm
+	}
+	i += 3
+	a := i
+	for i < len(t) && t[i] != '/' && t[i] != '?' {
+		if t[i] == '@' {
+			return errTargetUserinfo // RFC 9110 §4.2.4
+		}
+		i++
+	}
+	authority := t[a:i]
+	if _, _, _, ok := splitHostPort(authority); !ok {
+		return errTargetHost
+	}
+	rest := t[i:]
+	if p.brackets {
+		for _, c := range rest {
+			if c == '[' || c == ']' {
+				return errTargetChar
+			}
+		}
+	}
+	req.Form = AbsoluteForm
+	req.Host = authority
+	req.Path, req.Query = splitQuery(rest)
+	return nil
+}
+
+// splitQuery splits a target at its first '?'.
+func splitQuery(t []byte) (path, query []byte) {
+	if q := bytes.IndexByte(t, '?'); q >= 0 {
+		return t[:q], t[q+1:]
+	}
+	return t, nil
+}
+
+// fields parses field lines from the line scanner's position until the
+// empty line ending the head.
+func (p *Parser) fields(buf []byte, req *Request) (int, error) {
+	for {
+		res, lf, err := p.line.scan(buf, p.lim.MaxFieldSize, len(req.Headers) == 0)
+		switch {
+		case err != nil:
+			return 0, err
+		case res == lineMore:
+			return 0, nil
+		case res == lineEmpty:
+			return p.finishHead(req, lf+1)
+		}
+		if len(req.Headers) >= p.lim.MaxHeaderCount {
+			return 0, errTooManyFields
+		}
+		name, value := p.line.field(buf, lf)
+		req.Headers = append(req.Headers, Header{Name: name, Value: value})
+		if err := p.fieldSemantics(name, value, req); err != nil {
+			return 0, err
+		}
+		p.line.reset(lf + 1)
+	}
+}
+
+// fieldSemantics interprets the fields that frame or route the request. It
+// switches on the name's length first so that most fields cost one compare.
+func (p *Parser) fieldSemantics(name, value []byte, req *Request) *Error {
+	switch len(name) {
+	case 4:
+		if tokenEqualFold(name, "host") {
+			return p.onHost(value, req)
+		}
+	case 6:
+		if tokenEqualFold(name, "expect") {
+			p.onExpect(value)
+		}
+	case 7:
+		if tokenEqualFold(name, "upgrade") {
+			p.upgradeField = true
+		}
+	case 10:
+		if tokenEqualFold(name, "connection") {
+			p.onConnection(value)
+		}
+	case 14:
+		if tokenEqualFold(name, "content-length") {
+			return p.onContentLength(value, req)
+		}
+	case 17:
+		if tokenEqualFold(name, "transfer-encoding") {
+			return p.onTransferEncoding(value)
+		}
+	}
+	return nil
+}
+
+// onHost enforces one valid Host field (RFC 9112 §3.2, RFC 9110 §7.2), for
+// HTTP/1.0 too. It is validated even when an absolute-form target overrides
+// it: RFC 9112 §3.2 makes any invalid Host value a 400.
+func (p *Parser) onHost(v []byte, req *Request) *Error {
+	p.hosts++
+	if p.hosts > 1 {
+		return errHostMultiple
+	}
+	if err := validHostField(v); err != nil {
+		return err
+	}
+	if req.Form == OriginForm || req.Form == AsteriskForm {
+		req.Host = v
+	}
+	return nil
+}
+
+// onContentLength accepts exactly one field of 1*DIGIT (RFC 9110 §8.6, RFC
+// 9112 §6.3); lists, even of identical values, and repeated fields are
+// rejected rather than collapsed.
+func (p *Parser) onContentLength(v []byte, req *Request) *Error {
+	if p.clSeen {
+		return errCLMultiple
+	}
+	p.clSeen = true
+	if len(v) == 0 {
+		return errCLInvalid
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			if c == ',' {
+				return errCLList
+			}
+			return errCLInvalid
+		}
+		d := int64(c - '0')
+		if n > (math.MaxInt64-d)/10 {
+			return errCLOverflow
+		}
+		n = n*10 + d
+	}
+	req.ContentLength = n
+	return nil
+}
+
+// onTransferEncoding reads one Transfer-Encoding line's codings (RFC 9112
+// §6.1, §7): empty list members are skipped (RFC 9110 §5.6.1), members must
+// be bare tokens (no parameters: none of ours take any), chunked may appear
+// once; the final-coding and unknown-coding verdicts wait for the whole head.
+func (p *Parser) onTransferEncoding(v []byte) *Error {
+	p.teSeen = true
+	for len(v) > 0 {
+		m := v
+		if c := bytes.IndexByte(v, ','); c >= 0 {
+			m, v = v[:c], v[c+1:]
+		} else {
+			v = nil
+		}
+		m = trimOWS(m)
+		if len(m) == 0 {
+			continue
+		}
+		for _, c := range m {
+			if !tokenTab[c] {
+				return errTEInvalid
+			}
+		}
+		if tokenEqualFold(m, "chunked") {
+			if p.teChunked {
+				return errTEChunkedTwice
+			}
+			p.teChunked, p.teFinal = true, true
+			continue
+		}
+		if !p.teChunked {
+			p.teOther = true
+		}
+		p.teFinal = false
+	}
+	return nil
+}
+
+// onConnection notes the connection options asyncd acts on. Other options
+// are ignored, and so is malformed syntax: Connection cannot change framing.
+func (p *Parser) onConnection(v []byte) {
+	for len(v) > 0 {
+		m := v
+		if c := bytes.IndexByte(v, ','); c >= 0 {
+			m, v = v[:c], v[c+1:]
+		} else {
+			v = nil
+		}
+		m = trimOWS(m)
+		switch {
+		case equalFold(m, "close"):
+			p.connClose = true
+		case equalFold(m, "keep-alive"):
+			p.connKeepAlive = true
+		case equalFold(m, "upgrade"):
+			p.connUpg = true
+		}
+	}
+}
+
+// onExpect notes 100-continue and any other expectation (RFC 9110 §10.1.1);
+// empty list members are skipped.
+func (p *Parser) onExpect(v []byte) {
+	for len(v) > 0 {
+		m := v
+		if c := bytes.IndexByte(v, ','); c >= 0 {
+			m, v = v[:c], v[c+1:]
+		} else {
+			v = nil
+		}
+		m = trimOWS(m)
+		switch {
+		case len(m) == 0:
+		case equalFold(m, "100-continue"):
+			p.expect100 = true
+		default:
+			p.expectOther = true
+		}
+	}
+}
+
+// finishHead applies the checks that need the whole head, malformed framing
+// (400) first, then the size limit (413), then what the server does not
+// implement (501, 417), and fills req's summary fields.
+func (p *Parser) finishHead(req *Request, end int) (int, error) {
+	v11 := req.Minor >= 1
+	if v11 && p.hosts == 0 && !p.noHostCheck {
+		return 0, errHostMissing
+	}
+	if p.teSeen {
+		switch {
+		case !v11:
+			return 0, errTEHTTP10
+		case p.clSeen:
+			return 0, errTEWithCL
+		case !p.teFinal:
+			return 0, errTENotChunked
+		}
+	}
+	if req.ContentLength > p.lim.MaxBodySize {
+		return 0, errBodyTooLarge
+	}
+	if p.teOther {
+		return 0, errTEUnsupported
+	}
+	if p.expectOther {
+		return 0, errExpectation
+	}
+	req.Chunked = p.teSeen
+	req.KeepAlive = !p.connClose && (v11 || p.connKeepAlive)
+	req.Upgrade = v11 && p.connUpg && p.upgradeField
+	req.Expect100 = v11 && p.expect100
+	req.HeadLen = end
+	p.state = stDone
+	return end, nil
+}

@@ -1,0 +1,639 @@
+package epoll
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/socket"
+)
+
+// Epoll event data: Fd holds the descriptor and Pad a tag. Connections carry
+// a positive generation, so that an event queued for a connection that was
+// closed earlier in the same batch is not delivered to a new connection that
+// reused its descriptor. The eventfd and the listeners use negative tags.
+const (
+	tagEventfd      int32 = -1
+	tagListenerBase int32 = -2 // listener i is tagged tagListenerBase - i
+)
+
+const (
+	maxEvents   = 512 // events taken per epoll_wait
+	acceptBatch = 128 // accepts per listener readiness, so one busy listener cannot starve the loop
+)
+
+// Commands sent to a loop through its wake mechanism.
+const (
+	cmdStopAccepting uint32 = 1 << iota
+	cmdStop
+)
+
+// eventfdOne is the 8-byte counter increment written to an eventfd.
+var eventfdOne = [8]byte{1}
+
+// listenerState is one loop's view of one listener.
+type listenerState struct {
+	fd        int    // the server's duplicate; closed by Server.Serve, not here
+	tag       int32  // epoll data tag
+	addr      string // for logs
+	unix      bool
+	exclusive bool  // shared with other loops: EPOLLEXCLUSIVE
+	armed     bool  // registered in this loop's epoll set
+	stopped   bool  // StopAccepting: never re-armed
+	rearmAt   int64 // loop clock (ns) at which a backed-off listener is re-armed
+}
+
+// eventLoop is one loop: an epoll set, an eventfd for wake-ups, and the
+// connections accepted on it. Every field without a comment saying otherwise
+// is touched only by the loop goroutine.
+type eventLoop struct {
+	s       *server
+	h       loop.Handler
+	idx     int
+	epfd    int
+	evfd    int
+	tick    int64 // TickInterval in ns
+	linger  int64 // LingerTimeout in ns
+	backoff int64 // AcceptBackoff in ns
+
+	events    []unix.EpollEvent
+	conns     []*conn // indexed by fd
+	readBuf   []byte  // one read's worth; input is copied out only if unconsumed
+	listeners []*listenerState
+
+	ready, readySpare []*conn // ResumeRead: OnRead due before the next epoll_wait
+	timed             []*conn // closing connections with a deadline
+	closed            []*conn // closed, OnClose not yet called
+	cur               *conn   // connection whose OnRead is running
+	curIn             []byte  // the input that OnRead was given
+
+	gen      int32
+	start    time.Time
+	now      time.Time
+	nowNs    int64 // monotonic ns since start
+	nextTick int64
+	stopping bool
+	ev       unix.EpollEvent     // epoll_ctl argument, kept here so it never escapes to the heap
+	rsa      unix.RawSockaddrAny // accept's peer address
+	evbuf    [8]byte
+
+	nconns atomic.Int64 // open connections, read by Server.Conns
+
+	// Shared with other goroutines (Wake, StopAccepting, Stop), under wakeMu.
+	wakeMu    sync.Mutex
+	wakeQ     []*conn
+	wakeSpare []*conn
+	signalled bool   // eventfd written and not yet drained
+	cmds      uint32 // pending cmd* bits
+	dead      bool   // eventfd closed: no more signals
+}
+
+func newEventLoop(s *server, idx int) (*eventLoop, error) {
+	l := &eventLoop{
+		s: s, h: s.cfg.Handler, idx: idx, epfd: -1, evfd: -1,
+		tick:    int64(s.cfg.TickInterval),
+		linger:  int64(s.opts.LingerTimeout),
+		backoff: int64(s.opts.AcceptBackoff),
+		events:  make([]unix.EpollEvent, maxEvents),
+		readBuf: make([]byte, s.cfg.ReadBufferSize),
+	}
+	var err error
+	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if l.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.evfd), Pad: tagEventfd}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.evfd, &l.ev); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("epoll_ctl add eventfd: %w", err)
+	}
+	for i, lc := range s.cfg.Listeners {
+		if lc.Loop != idx && lc.Loop != -1 {
+			continue
+		}
+		ln := &listenerState{
+			fd: s.lfds[i], tag: tagListenerBase - int32(len(l.listeners)),
+			addr: lc.Addr, unix: lc.Unix, exclusive: lc.Loop == -1,
+		}
+		l.listeners = append(l.listeners, ln)
+		if err := l.arm(ln); err != nil {
+			l.closeFDs()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// closeFDs closes the loop's epoll and eventfd descriptors, after which
+// Wake and commands are no-ops.
+func (l *eventLoop) closeFDs() {
+	l.wakeMu.Lock()
+	l.dead = true
+	l.wakeQ = nil
+	l.wakeMu.Unlock()
+	if l.evfd >= 0 {
+		unix.Close(l.evfd)
+		l.evfd = -1
+	}
+	if l.epfd >= 0 {
+		unix.Close(l.epfd)
+		l.epfd = -1
+	}
+}
+
+func (l *eventLoop) arm(ln *listenerState) error {
+	ev := uint32(unix.EPOLLIN)
+	if ln.exclusive {
+		// Wake one loop per connection, not all of them (thundering herd).
+		ev |= unix.EPOLLEXCLUSIVE
+	}
+	l.ev = unix.EpollEvent{Events: ev, Fd: int32(ln.fd), Pad: ln.tag}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &l.ev); err != nil {
+		return fmt.Errorf("epoll_ctl add listener %s: %w", ln.addr, err)
+	}
+	ln.armed = true
+	return nil
+}
+
+func (l *eventLoop) disarm(ln *listenerState) {
+	if !ln.armed {
+		return
+	}
+	ln.armed = false
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil); err != nil {
+		l.s.cfg.Logger.Error("epoll_ctl del listener", "loop", l.idx, "listener", ln.addr, "err", err)
+	}
+}
+
+func (l *eventLoop) clock() {
+	l.now = time.Now()
+	l.nowNs = int64(l.now.Sub(l.start))
+}
+
+// run is the loop goroutine. It returns nil after Stop, or the epoll_wait
+// error that ended it; either way every connection gets its OnClose.
+func (l *eventLoop) run() error {
+	if l.s.cfg.LockOSThread {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	defer l.shutdown()
+	l.start = time.Now()
+	l.clock()
+	l.nextTick = l.nowNs + l.tick
+	for {
+		if len(l.ready) > 0 {
+			l.runReady()
+		}
+		if l.stopping {
+			return nil
+		}
+		// Poll first without blocking: under load there is nearly always
+		// something ready, and only a call that may block needs to tell
+		// the scheduler (rawsys.go).
+		n, err := pollNow(l.epfd, l.events)
+		if n == 0 && err == nil {
+			if t := l.timeout(); t != 0 {
+				n, err = unix.EpollWait(l.epfd, l.events, t)
+			}
+		}
+		l.clock()
+		if err != nil && err != unix.EINTR {
+			return fmt.Errorf("epoll: loop %d: epoll_wait: %w", l.idx, err)
+		}
+		for i := 0; i < n; i++ {
+			l.dispatch(&l.events[i])
+		}
+		l.timers()
+	}
+}
+
+// timeout returns the epoll_wait timeout in ms: 0 if OnRead calls are
+// due, else until the next tick or listener re-arm (rounded up, so the loop
+// never wakes early and spins).
+func (l *eventLoop) timeout() int {
+	if len(l.ready) > 0 {
+		return 0
+	}
+	d := l.nextTick
+	for _, ln := range l.listeners {
+		if !ln.armed && !ln.stopped && ln.rearmAt < d {
+			d = ln.rearmAt
+		}
+	}
+	d -= l.nowNs
+	if d <= 0 {
+		return 0
+	}
+	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}
+
+// timers runs what is due: OnTick and the closing-connection deadlines at
+// each tick, and listener re-arms after an accept back-off.
+func (l *eventLoop) timers() {
+	if l.nowNs >= l.nextTick {
+		l.nextTick = l.nowNs + l.tick
+		l.h.OnTick(l.idx, l.now)
+		l.flushClosed()
+		l.expire()
+	}
+	for _, ln := range l.listeners {
+		if !ln.armed && !ln.stopped && ln.rearmAt <= l.nowNs {
+			if err := l.arm(ln); err != nil {
+				l.s.logAcceptError(l.now, l.idx, ln.addr, err)
+				ln.rearmAt = l.nowNs + l.backoff
+			}
+		}
+	}
+}
+
+// expire closes connections whose drain or linger deadline passed.
+func (l *eventLoop) expire() {
+	j := 0
+	for _, c := range l.timed {
+		switch {
+		case c.flags&fClosed != 0:
+			c.flags &^= fTimed
+		case l.nowNs >= c.deadline:
+			c.flags &^= fTimed
+			if c.flags&fLinger != 0 {
+				l.closeNow(c, nil) // response sent; the peer just kept talking
+			} else {
+				l.closeNow(c, ErrDrainTimeout)
+			}
+		default:
+			l.timed[j] = c
+			j++
+		}
+	}
+	clear(l.timed[j:])
+	l.timed = l.timed[:j]
+	l.flushClosed()
+}
+
+func (l *eventLoop) dispatch(ev *unix.EpollEvent) {
+	switch {
+	case ev.Pad > 0:
+		fd := int(ev.Fd)
+		if fd >= len(l.conns) {
+			return
+		}
+		if c := l.conns[fd]; c != nil && c.gen == ev.Pad {
+			l.connEvent(c, ev.Events)
+		}
+	case ev.Pad == tagEventfd:
+		l.drainWakes()
+	default:
+		if i := int(tagListenerBase - ev.Pad); i >= 0 && i < len(l.listeners) {
+			l.accept(l.listeners[i])
+		}
+	}
+}
+
+func (l *eventLoop) connEvent(c *conn, events uint32) {
+	if events&unix.EPOLLOUT != 0 && c.out != nil {
+		l.flush(c)
+	}
+	if c.flags&fClosed == 0 && events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		switch {
+		case c.flags&fLinger != 0:
+			l.discard(c)
+		case c.flags&(fPaused|fClosing) == 0:
+			l.read(c)
+		case events&(unix.EPOLLHUP|unix.EPOLLERR) != 0:
+			// Paused or draining, and the socket is dead in both directions
+			// (reset): nothing more can be sent, and level-triggered HUP
+			// would fire forever.
+			l.closeNow(c, sockError(c.fd))
+		}
+	}
+	l.flushClosed()
+}
+
+// sockError returns the socket's pending error, or io.EOF if none.
+func sockError(fd int) error {
+	if e, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+		return fmt.Errorf("socket: %w", unix.Errno(e))
+	}
+	return io.EOF
+}
+
+func (l *eventLoop) read(c *conn) {
+	n, err := rawRead(c.fd, l.readBuf)
+	if err != nil {
+		if err != unix.EAGAIN && err != unix.EINTR {
+			l.closeNow(c, fmt.Errorf("read: %w", err))
+		}
+		return
+	}
+	if n == 0 {
+		// Any leftover was presented to OnRead already; it is left
+		// unconsumed, so the peer's EOF ends the connection.
+		l.closeNow(c, io.EOF)
+		return
+	}
+	in := l.readBuf[:n]
+	if c.in != nil {
+		c.in = socket.AppendBuffer(c.in, in)
+		in = *c.in
+	}
+	l.deliver(c, in)
+}
+
+// deliver calls OnRead and keeps the unconsumed tail: in place if in is the
+// connection's own buffer, else copied from the loop's read buffer into a
+// pooled one.
+func (l *eventLoop) deliver(c *conn, in []byte) {
+	l.cur, l.curIn = c, in
+	k := l.h.OnRead(c, in)
+	l.cur, l.curIn = nil, nil
+	if c.flags&(fClosed|fClosing) != 0 {
+		// Closed, closing or detached during the callback; the buffer was
+		// kept alive until now because in aliased it.
+		socket.PutBuffer(c.in)
+		c.in = nil
+		return
+	}
+	k = min(max(k, 0), len(in))
+	if c.in != nil { // in is *c.in
+		if k == len(in) {
+			socket.PutBuffer(c.in)
+			c.in = nil
+		} else if k > 0 {
+			*c.in = (*c.in)[:copy(*c.in, (*c.in)[k:])]
+			c.in = socket.ShrinkBuffer(c.in)
+		}
+		return
+	}
+	if k < len(in) {
+		c.in = socket.GetBuffer(len(in) - k)
+		*c.in = append(*c.in, in[k:]...)
+	}
+}
+
+// runReady delivers buffered input to the connections that asked for it
+// with ResumeRead. Entries added meanwhile wait for the next round.
+func (l *eventLoop) runReady() {
+	batch := l.ready
+	l.ready = l.readySpare[:0]
+	for i, c := range batch {
+		batch[i] = nil
+		c.flags &^= fReady
+		if c.flags&(fClosed|fClosing|fPaused) != 0 || c.in == nil {
+			continue
+		}
+		l.deliver(c, *c.in)
+		l.flushClosed()
+	}
+	l.readySpare = batch[:0]
+}
+
+// flush writes pending output after EPOLLOUT.
+func (l *eventLoop) flush(c *conn) {
+	n, err := rawWrite(c.fd, (*c.out)[c.outOff:])
+	if err != nil {
+		if err != unix.EAGAIN && err != unix.EINTR {
+			l.closeNow(c, fmt.Errorf("write: %w", err))
+		}
+		return
+	}
+	c.outOff += n
+	if c.flags&fClosing != 0 {
+		c.deadline = l.nowNs + l.linger // progress: a slow reader is not a dead one
+	}
+	if c.outOff < len(*c.out) {
+		return
+	}
+	socket.PutBuffer(c.out)
+	c.out, c.outOff = nil, 0
+	if c.flags&fClosing != 0 {
+		l.startLinger(c)
+		return
+	}
+	l.update(c)
+	if c.flags&fClosed == 0 {
+		l.h.OnDrained(c)
+	}
+}
+
+// startLinger half-closes a connection whose output is all sent and reads
+// (and discards) until the peer's EOF or the linger deadline. Closing with
+// unread input would make the kernel send RST, and the peer could lose the
+// tail of the response before reading it.
+func (l *eventLoop) startLinger(c *conn) {
+	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
+		l.closeNow(c, nil) // ENOTCONN: the peer is gone, nothing to wait for
+		return
+	}
+	c.flags |= fLinger
+	c.deadline = l.nowNs + l.linger
+	l.addTimed(c)
+	l.update(c)
+}
+
+func (l *eventLoop) discard(c *conn) {
+	n, err := rawRead(c.fd, l.readBuf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if err != nil || n == 0 {
+		l.closeNow(c, nil)
+	}
+}
+
+func (l *eventLoop) addTimed(c *conn) {
+	if c.flags&fTimed == 0 {
+		c.flags |= fTimed
+		l.timed = append(l.timed, c)
+	}
+}
+
+// update brings the connection's epoll registration in line with its state;
+// no syscall when nothing changed.
+func (l *eventLoop) update(c *conn) {
+	m := c.wantMask()
+	if m == c.mask || c.flags&fClosed != 0 {
+		return
+	}
+	l.ev = unix.EpollEvent{Events: m, Fd: int32(c.fd), Pad: c.gen}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &l.ev); err != nil {
+		l.closeNow(c, fmt.Errorf("epoll_ctl mod: %w", err))
+		return
+	}
+	c.mask = m
+}
+
+// closeNow closes the socket at once and queues OnClose, which runs after
+// the current callback returns (flushClosed), so that a handler calling
+// Abort never sees OnClose nested inside its own callback.
+func (l *eventLoop) closeNow(c *conn, err error) {
+	if c.flags&fClosed != 0 {
+		return
+	}
+	c.flags |= fClosed
+	c.wake.Store(wakeDead)
+	l.conns[c.fd] = nil
+	unix.Close(c.fd)
+	if l.cur != c {
+		socket.PutBuffer(c.in)
+		c.in = nil
+	}
+	socket.PutBuffer(c.out)
+	c.out, c.outOff = nil, 0
+	l.nconns.Add(-1)
+	c.closeErr = err
+	l.closed = append(l.closed, c)
+}
+
+func (l *eventLoop) flushClosed() {
+	for i := 0; i < len(l.closed); i++ { // OnClose may close more
+		c := l.closed[i]
+		l.closed[i] = nil
+		err := c.closeErr
+		c.closeErr = nil
+		l.h.OnClose(c, err)
+	}
+	l.closed = l.closed[:0]
+}
+
+func (l *eventLoop) accept(ln *listenerState) {
+	for i := 0; i < acceptBatch && ln.armed; i++ {
+		fd, err := socket.Accept(ln.fd, &l.rsa)
+		if err != nil {
+			switch socket.ClassifyAcceptError(err) {
+			case socket.AcceptDrained:
+				return
+			case socket.AcceptRetry:
+				continue
+			}
+			// Out of descriptors or memory: the connection stays queued,
+			// so level-triggered readiness would spin. Stop listening
+			// here for a while; existing connections carry on.
+			l.s.logAcceptError(l.now, l.idx, ln.addr, err)
+			l.disarm(ln)
+			ln.rearmAt = l.nowNs + l.backoff
+			return
+		}
+		l.open(fd, ln)
+	}
+}
+
+func (l *eventLoop) open(fd int, ln *listenerState) {
+	c := &conn{l: l, fd: fd, mask: unix.EPOLLIN | unix.EPOLLRDHUP}
+	if ln.unix {
+		c.flags |= fLocal // unix sockets have no AddrPort: zero is the answer
+	} else {
+		// Best effort: a failure only costs latency.
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		c.remote = socket.AddrPortFrom(&l.rsa)
+	}
+	if l.gen++; l.gen <= 0 {
+		l.gen = 1
+	}
+	c.gen = l.gen
+	l.ev = unix.EpollEvent{Events: c.mask, Fd: int32(fd), Pad: c.gen}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev); err != nil {
+		unix.Close(fd)
+		l.s.logAcceptError(l.now, l.idx, ln.addr, fmt.Errorf("epoll_ctl add conn: %w", err))
+		return
+	}
+	if fd >= len(l.conns) {
+		grown := make([]*conn, max(fd+1, 2*len(l.conns), 1024))
+		copy(grown, l.conns)
+		l.conns = grown
+	}
+	l.conns[fd] = c
+	l.nconns.Add(1)
+	l.h.OnOpen(c)
+	l.flushClosed()
+}
+
+// drainWakes handles the eventfd: commands first, then OnWake for each
+// connection that asked.
+func (l *eventLoop) drainWakes() {
+	_, _ = unix.Read(l.evfd, l.evbuf[:])
+	l.wakeMu.Lock()
+	cmds := l.cmds
+	l.cmds = 0
+	l.signalled = false
+	batch := l.wakeQ
+	l.wakeQ, l.wakeSpare = l.wakeSpare, nil
+	l.wakeMu.Unlock()
+
+	if cmds&cmdStopAccepting != 0 {
+		for _, ln := range l.listeners {
+			ln.stopped = true
+			l.disarm(ln)
+		}
+	}
+	if cmds&cmdStop != 0 {
+		l.stopping = true
+	}
+	for i, c := range batch {
+		batch[i] = nil
+		// Clear the flag before the callback so a Wake during it queues
+		// another OnWake. A closed connection is dead, not queued: skipped.
+		if c.wake.CompareAndSwap(wakeQueued, wakeIdle) {
+			l.h.OnWake(c)
+			l.flushClosed()
+		}
+	}
+	l.wakeSpare = batch[:0]
+}
+
+// command sends cmd to the loop from any goroutine.
+func (l *eventLoop) command(cmd uint32) {
+	l.wakeMu.Lock()
+	defer l.wakeMu.Unlock()
+	if l.dead {
+		return
+	}
+	l.cmds |= cmd
+	l.signalLocked()
+}
+
+// pushWake queues c for OnWake; any goroutine. False once the loop is gone.
+func (l *eventLoop) pushWake(c *conn) bool {
+	l.wakeMu.Lock()
+	defer l.wakeMu.Unlock()
+	if l.dead {
+		return false
+	}
+	l.wakeQ = append(l.wakeQ, c)
+	l.signalLocked()
+	return true
+}
+
+// signalLocked writes the eventfd unless it is already signalled. Holding
+// wakeMu keeps the write from racing with closeFDs (a closed eventfd's number
+// may be reused by an unrelated file).
+func (l *eventLoop) signalLocked() {
+	if l.signalled {
+		return
+	}
+	l.signalled = true
+	_, _ = unix.Write(l.evfd, eventfdOne[:])
+}
+
+// shutdown aborts every connection, then closes the loop's descriptors.
+func (l *eventLoop) shutdown() {
+	for _, c := range l.conns {
+		if c != nil {
+			l.closeNow(c, nil)
+		}
+	}
+	l.flushClosed()
+	l.closeFDs()
+	clear(l.ready)
+	clear(l.timed)
+	l.ready, l.timed = nil, nil
+}

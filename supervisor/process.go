@@ -1,0 +1,222 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/asyncd/asyncd/bind"
+	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/loop/uring"
+)
+
+// executable is the path of the asyncd binary on disk (not /proc/self/exe:
+// after an upgrade replaced the file, the path names the new binary).
+func executable() (string, error) {
+	p := os.Args[0]
+	if !strings.Contains(p, "/") {
+		lp, err := exec.LookPath(p)
+		if err != nil {
+			return os.Executable()
+		}
+		p = lp
+	}
+	return filepath.Abs(p)
+}
+
+// spawn starts a serving process: the same binary with
+// ASYNCD_INTERNAL_SERVE=1, the sockets as descriptors 3.., its config on a
+// pipe (read as /dev/fd/N) and a status pipe back.
+func (s *Supervisor) spawn(cfg *config.Config, reason string) (*generation, error) {
+	y, err := cfg.YAML()
+	if err != nil {
+		return nil, fmt.Errorf("serialize config: %w", err)
+	}
+	cred, err := credential(cfg.User, cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("config pipe: %w", err)
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		cfgW.Close()
+		return nil, fmt.Errorf("status pipe: %w", err)
+	}
+	closeAll := func() {
+		cfgR.Close()
+		cfgW.Close()
+		statusR.Close()
+		statusW.Close()
+	}
+	if cred != nil {
+		// The child opens /dev/fd/N, which checks the pipe's owner (the
+		// supervisor, mode 0600): give it to the user the child runs as.
+		if err := cfgR.Chown(int(cred.Uid), int(cred.Gid)); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("config pipe for user %s: %w", cfg.User, err)
+		}
+		s.chownLogs(cfg)
+	}
+	files, lenv := s.sockets.Export()
+	cfgFD := 3 + len(files)
+	statusFD := cfgFD + 1
+	s.gen++
+	cmd := exec.Command(s.exe, "-c", fmt.Sprintf("/dev/fd/%d", cfgFD))
+	cmd.ExtraFiles = append(append([]*os.File{}, files...), cfgR, statusW)
+	cmd.Stdout, cmd.Stderr = s.o.Stdout, s.o.Stderr
+	cmd.Env = childEnv(os.Environ(), cfg.RawEnv,
+		lenv,
+		EnvServe+"=1",
+		EnvStatusFD+"="+strconv.Itoa(statusFD),
+		EnvGeneration+"="+strconv.Itoa(s.gen),
+		EnvReloads+"="+strconv.Itoa(s.reloads),
+		EnvRestarts+"="+strconv.Itoa(s.restarts),
+	)
+	// Pdeathsig: a serving process drains and exits if the supervisor dies
+	// (see the LockOSThread in Run). Setpgid: a terminal's Ctrl-C reaches
+	// the supervisor alone, which then stops its children in order; the
+	// child ignores SIGTTOU so that logging to the terminal from a
+	// background process group never stops it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true, Credential: cred}
+	if err := cmd.Start(); err != nil {
+		closeAll()
+		s.gen--
+		return nil, fmt.Errorf("start serving process %s: %w", s.exe, err)
+	}
+	cfgR.Close()
+	statusW.Close()
+	go func() {
+		cfgW.Write(y) //nolint:errcheck // a child that cannot read its config reports it itself
+		cfgW.Close()
+	}()
+	now := time.Now()
+	g := &generation{n: s.gen, cmd: cmd, cfg: cfg, started: now, lastBeat: now, reason: reason}
+	evs := make(chan childEvent, 8)
+	go readStatus(statusR, evs)
+	go func() {
+		for e := range evs {
+			s.events <- genEvent{g, e}
+		}
+		statusR.Close()
+	}()
+	go func() { s.exits <- genExit{g, cmd.Wait()} }()
+	s.log.Info("serving process started", "generation", g.n, "pid", cmd.Process.Pid, "reason", reason,
+		"loops", cfg.Workers)
+	return g, nil
+}
+
+// childEnv is the serving process's environment: the supervisor's, minus
+// asyncd settings (already merged into the config the child reads), stale
+// internal variables and systemd's (only the supervisor talks to systemd),
+// plus raw_env and the internal variables. uring.ProbeFailEnv stays: the
+// serving process is where the backend is probed and chosen.
+func childEnv(environ, raw []string, extra ...string) []string {
+	var out []string
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, uring.ProbeFailEnv+"=") {
+			out = append(out, kv)
+			continue
+		}
+		if strings.HasPrefix(kv, "ASYNCD_") || strings.HasPrefix(kv, "LISTEN_") || strings.HasPrefix(kv, "NOTIFY_SOCKET=") ||
+			strings.HasPrefix(kv, "WATCHDOG_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	out = append(out, raw...)
+	return append(out, extra...)
+}
+
+// credential resolves user and group (names or ids) to what the serving
+// process runs as, or nil to keep the supervisor's. As root, the
+// supplementary groups become the user's own (root's are never kept); as
+// another user, switching is refused with a clear error.
+func credential(userName, groupName string) (*syscall.Credential, error) {
+	if userName == "" && groupName == "" {
+		return nil, nil
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	var u *user.User
+	if userName != "" {
+		var err error
+		if u, err = user.Lookup(userName); err != nil {
+			if u, err = user.LookupId(userName); err != nil {
+				return nil, fmt.Errorf("user %q: %w", userName, err)
+			}
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	}
+	groups := []uint32{}
+	if groupName != "" {
+		g, err := user.LookupGroup(groupName)
+		if err != nil {
+			if g, err = user.LookupGroupId(groupName); err != nil {
+				return nil, fmt.Errorf("group %q: %w", groupName, err)
+			}
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	} else if u != nil {
+		if ids, err := u.GroupIds(); err == nil {
+			for _, id := range ids {
+				if n, err := strconv.Atoi(id); err == nil {
+					groups = append(groups, uint32(n))
+				}
+			}
+		}
+	}
+	if uid == os.Getuid() && gid == os.Getgid() && os.Getuid() != 0 {
+		return nil, nil // already that user
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("user %q / group %q: switching needs root (running as uid %d)", userName, groupName, os.Geteuid())
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, nil
+}
+
+// chownLogs gives the error log file to the user serving processes run
+// as, so that they can append to it and reopen it (SIGUSR1) after
+// dropping privileges.
+func (s *Supervisor) chownLogs(cfg *config.Config) {
+	if cfg.ErrorLog == "" || cfg.ErrorLog == "-" || (cfg.User == "" && cfg.Group == "") {
+		return
+	}
+	cred, err := credential(cfg.User, cfg.Group)
+	if err != nil || cred == nil {
+		return
+	}
+	if err := os.Chown(cfg.ErrorLog, int(cred.Uid), int(cred.Gid)); err != nil && !os.IsNotExist(err) {
+		s.log.Warn("cannot give the error log to the serving user", "path", cfg.ErrorLog, "error", err.Error())
+	}
+}
+
+// chownSockets gives the unix socket files this supervisor created to the
+// user and group serving processes run as, as Gunicorn does, so that
+// socket_mode's group bits mean that group (a proxy in it may connect).
+func (s *Supervisor) chownSockets(cfg *config.Config, set *bind.Set) {
+	if cfg.User == "" && cfg.Group == "" {
+		return
+	}
+	cred, err := credential(cfg.User, cfg.Group)
+	if err != nil || cred == nil {
+		return
+	}
+	for _, k := range set.Sockets {
+		if k.Addr.Kind != bind.Unix || s.external[k.File] {
+			continue
+		}
+		if err := os.Chown(k.Addr.Address, int(cred.Uid), int(cred.Gid)); err != nil {
+			s.log.Warn("cannot give the unix socket to the serving user", "path", k.Addr.Address, "error", err.Error())
+		}
+	}
+}
