@@ -23,7 +23,9 @@ run: build
 test: fmt-check vet unit bench-unit fuzz-smoke
 
 fmt-check:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@files=$$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go'); \
+	if [ -z "$$files" ]; then echo "fmt-check: no Go files found"; exit 1; fi; \
+	out=$$(gofmt -l $$files); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:

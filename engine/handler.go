@@ -94,7 +94,7 @@ type Ctx struct {
 	cancel      context.CancelFunc
 	reqCtx      context.Context
 	hasCtx      atomic.Bool // reqCtx set: set under mu, atomic so reset skips the lock when unset
-	expect100   bool // 100 Continue still owed before reading the body
+	expect100   bool        // 100 Continue still owed before reading the body
 	panicked    bool
 	readBody    bool
 	values      [4]any // handler-local storage for adapters (net/http)
