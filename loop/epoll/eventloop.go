@@ -58,9 +58,10 @@ type eventLoop struct {
 	idx     int
 	epfd    int
 	evfd    int
-	tick    int64 // TickInterval in ns
-	linger  int64 // LingerTimeout in ns
-	backoff int64 // AcceptBackoff in ns
+	w       *waiter // epfd in the netpoller; nil: sleep in epoll_wait
+	tick    int64   // TickInterval in ns
+	linger  int64   // LingerTimeout in ns
+	backoff int64   // AcceptBackoff in ns
 
 	events    []unix.EpollEvent
 	conns     []*conn // indexed by fd
@@ -107,6 +108,10 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
+	if l.w, err = newWaiter(l); err != nil {
+		l.closeFDs()
+		return nil, err
+	}
 	if l.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
 		l.closeFDs()
 		return nil, fmt.Errorf("eventfd: %w", err)
@@ -143,6 +148,10 @@ func (l *eventLoop) closeFDs() {
 	if l.evfd >= 0 {
 		unix.Close(l.evfd)
 		l.evfd = -1
+	}
+	if l.w != nil {
+		l.w.close()
+		l.w = nil
 	}
 	if l.epfd >= 0 {
 		unix.Close(l.epfd)
@@ -197,13 +206,17 @@ func (l *eventLoop) run() error {
 		if l.stopping {
 			return nil
 		}
-		// Poll first without blocking: under load there is nearly always
-		// something ready, and only a call that may block needs to tell
-		// the scheduler (rawsys.go).
+		// Poll without blocking: under load there is nearly always
+		// something ready. Only with nothing ready does the loop sleep,
+		// parked on the netpoller (wait.go).
 		n, err := pollNow(l.epfd, l.events)
-		if n == 0 && err == nil {
-			if t := l.timeout(); t != 0 {
-				n, err = unix.EpollWait(l.epfd, l.events, t)
+		if n == 0 && err == nil && len(l.ready) == 0 {
+			if d := l.deadline(); d > l.nowNs {
+				if l.w != nil {
+					n, err = l.w.wait(d)
+				} else {
+					n, err = unix.EpollWait(l.epfd, l.events, msUntil(d-l.nowNs))
+				}
 			}
 		}
 		l.clock()
@@ -217,23 +230,21 @@ func (l *eventLoop) run() error {
 	}
 }
 
-// timeout returns the epoll_wait timeout in ms: 0 if OnRead calls are
-// due, else until the next tick or listener re-arm (rounded up, so the loop
-// never wakes early and spins).
-func (l *eventLoop) timeout() int {
-	if len(l.ready) > 0 {
-		return 0
-	}
+// deadline returns when the loop must next wake with nothing ready (loop
+// clock, ns): the next tick or listener re-arm.
+func (l *eventLoop) deadline() int64 {
 	d := l.nextTick
 	for _, ln := range l.listeners {
 		if !ln.armed && !ln.stopped && ln.rearmAt < d {
 			d = ln.rearmAt
 		}
 	}
-	d -= l.nowNs
-	if d <= 0 {
-		return 0
-	}
+	return d
+}
+
+// msUntil converts a positive wait to epoll_wait's milliseconds, rounded up
+// so that the loop never wakes early and spins.
+func msUntil(d int64) int {
 	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
 }
 

@@ -16,9 +16,8 @@ import (
 // the P "in a system call" often enough to keep waking every 20 µs to take
 // it back, preempting the loop thread on its own core: measured under wrk
 // as about 5,000 sysmon wake-ups and as many involuntary switches of the
-// loop thread a second (docs/benchmarks.md). A call that can block
-// (epoll_wait with a timeout) still goes through Syscall, so the runtime
-// can run other goroutines meanwhile.
+// loop thread a second (docs/benchmarks.md). The loop never blocks in a
+// system call: with nothing ready it parks on the netpoller (wait.go).
 //
 // Under the race detector rawsys_race.go uses x/sys/unix's calls instead:
 // they tell the detector that a write to a descriptor happens before the

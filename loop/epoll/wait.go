@@ -1,0 +1,84 @@
+package epoll
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// When nothing is ready the loop must sleep until an event or its next
+// timer. Sleeping in epoll_wait through syscall.Syscall holds an OS thread
+// in a system call: the runtime wakes its monitor thread (sysmon) to take
+// the P back, hands the P off, and wakes sysmon again when the call
+// returns, which under load (a loop busy most of the time, sleeping a few
+// thousand times a second) costs a futex wake-up and a sysmon pass per
+// sleep on the loop's own core (docs/benchmarks.md). Instead the loop's
+// epoll descriptor, which is itself pollable, is registered with Go's
+// netpoller and the loop goroutine parks on it like any network
+// goroutine: the runtime's own epoll_wait, which it makes anyway when its
+// P has nothing to run, wakes it when the loop's set has an event, and a
+// read deadline wakes it at the timer.
+
+// waiter is the loop's epoll descriptor as the netpoller sees it.
+type waiter struct {
+	f    *os.File        // a duplicate of the epoll descriptor, registered with the netpoller
+	rc   syscall.RawConn // f's raw conn: Read parks until f is readable
+	l    *eventLoop
+	poll func(uintptr) bool // w.pollOnce, bound once so Read allocates nothing
+	n    int
+	err  error
+}
+
+// newWaiter duplicates epfd and registers the duplicate with the
+// netpoller. It returns nil, nil when the runtime cannot poll it (the loop
+// then sleeps in epoll_wait as a system call).
+func newWaiter(l *eventLoop) (*waiter, error) {
+	// O_NONBLOCK lives on the open file description: epoll_wait ignores
+	// it; os.NewFile needs it to register the descriptor.
+	if err := unix.SetNonblock(l.epfd, true); err != nil {
+		return nil, fmt.Errorf("set epoll descriptor non-blocking: %w", err)
+	}
+	fd, err := unix.FcntlInt(uintptr(l.epfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup epoll descriptor: %w", err)
+	}
+	w := &waiter{f: os.NewFile(uintptr(fd), "epoll"), l: l}
+	// SetReadDeadline fails on a file the netpoller did not take.
+	if err := w.f.SetReadDeadline(time.Time{}); err != nil {
+		w.f.Close()
+		return nil, nil
+	}
+	if w.rc, err = w.f.SyscallConn(); err != nil {
+		w.f.Close()
+		return nil, fmt.Errorf("epoll descriptor raw conn: %w", err)
+	}
+	w.poll = w.pollOnce
+	return w, nil
+}
+
+// pollOnce is the raw conn's read callback: one non-blocking epoll_wait;
+// false (park) while nothing is ready.
+func (w *waiter) pollOnce(uintptr) bool {
+	w.n, w.err = pollNow(w.l.epfd, w.l.events)
+	return w.n > 0 || (w.err != nil && w.err != unix.EINTR)
+}
+
+// wait returns the loop's ready events, parking the goroutine until there
+// are some or until the loop clock passes deadline (ns since l.start).
+func (w *waiter) wait(deadline int64) (int, error) {
+	if err := w.f.SetReadDeadline(w.l.start.Add(time.Duration(deadline))); err != nil {
+		return 0, fmt.Errorf("set wait deadline: %w", err)
+	}
+	w.n, w.err = 0, nil
+	if err := w.rc.Read(w.poll); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, fmt.Errorf("wait on epoll descriptor: %w", err)
+	}
+	return w.n, w.err
+}
+
+// close deregisters and closes the duplicate.
+func (w *waiter) close() { w.f.Close() }
