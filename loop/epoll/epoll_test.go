@@ -22,6 +22,15 @@ func TestConformance(t *testing.T) {
 	looptest.Run(t, epoll.Backend{})
 }
 
+// TestConformanceSleepingInEpollWait runs the suite on the fallback used
+// when the runtime cannot poll the epoll descriptor: loops sleep in
+// epoll_wait instead of parking on the netpoller.
+func TestConformanceSleepingInEpollWait(t *testing.T) {
+	old := epoll.SetNetpollWait(false)
+	t.Cleanup(func() { epoll.SetNetpollWait(old) })
+	looptest.Run(t, epoll.Backend{})
+}
+
 func TestBackendName(t *testing.T) {
 	var b epoll.Backend
 	if b.Name() != "epoll" {

@@ -10,14 +10,12 @@ import (
 
 // The loop's socket reads and writes, and its epoll_wait when it must not
 // block, are raw system calls: they never block (every socket is
-// non-blocking), so the goroutine keeps its P through them. Through
-// syscall.Syscall each one is entered and left as a possibly blocking call,
-// and with GOMAXPROCS 1 the runtime's monitor thread (sysmon) then finds
-// the P "in a system call" often enough to keep waking every 20 µs to take
-// it back, preempting the loop thread on its own core: measured under wrk
-// as about 5,000 sysmon wake-ups and as many involuntary switches of the
-// loop thread a second (docs/benchmarks.md). The loop never blocks in a
-// system call: with nothing ready it parks on the netpoller (wait.go).
+// non-blocking), so the goroutine keeps its P through them instead of
+// entering and leaving each one as a possibly blocking call (the runtime's
+// entersyscall/exitsyscall, which can hand the P off). The loop never
+// blocks in a system call: with nothing ready it parks on the netpoller
+// (wait.go). docs/benchmarks.md (hot-path items 4 and 6) has what each
+// measured.
 //
 // Under the race detector rawsys_race.go uses x/sys/unix's calls instead:
 // they tell the detector that a write to a descriptor happens before the
