@@ -23,7 +23,7 @@ if ss -ltn 2>/dev/null | grep -q " $addr "; then
 	exit 2
 fi
 tmp=$(mktemp -d)
-trap 'kill "$srv" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap '[ -n "${srv:-}" ] && kill "$srv" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 taskset -c 0 "$bin" -c bench/asyncd-bench.yaml -w 1 -k sync --backend "$backend" -b "$addr" >"$tmp/server.log" 2>&1 &
 srv=$!
 sleep 1.5
