@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/asyncd/asyncd/httpparse"
 )
@@ -55,37 +54,41 @@ func (c *Ctx) httpRequest() (*http.Request, error) {
 		}
 	}
 	h := make(http.Header, len(c.req.Headers))
-	var te []string
 	for _, f := range c.req.Headers {
 		k := http.CanonicalHeaderKey(string(f.Name))
-		if k == "Host" {
-			continue // net/http moves Host to Request.Host
-		}
-		if k == "Transfer-Encoding" {
-			te = append(te, strings.ToLower(string(f.Value)))
-			continue
+		if k == "Host" || k == "Transfer-Encoding" {
+			continue // net/http moves Host to Request.Host; framing is below
 		}
 		h[k] = append(h[k], string(f.Value))
 	}
 	req := &http.Request{
-		Method:           string(c.req.Method),
-		URL:              u,
-		Proto:            c.req.Version(),
-		ProtoMajor:       int(c.req.Major),
-		ProtoMinor:       int(c.req.Minor),
-		Header:           h,
-		Host:             string(c.req.Host),
-		RequestURI:       target,
-		ContentLength:    c.req.ContentLength,
-		TransferEncoding: te,
-		Close:            !c.req.KeepAlive,
-		RemoteAddr:       c.remote.String(),
+		Method:     string(c.req.Method),
+		URL:        u,
+		Proto:      c.req.Version(),
+		ProtoMajor: int(c.req.Major),
+		ProtoMinor: int(c.req.Minor),
+		Header:     h,
+		Host:       string(c.req.Host),
+		RequestURI: target,
+		Close:      !c.req.KeepAlive,
+		RemoteAddr: c.remote.String(),
 	}
 	if !c.remote.IsValid() {
 		req.RemoteAddr = "@"
 	}
+	// The framing is the parser's verdict, never the field values as sent:
+	// a handler that forwards the request (httputil.ReverseProxy) frames
+	// the body it sends upstream from these two fields alone, and a value
+	// net/http does not read as chunked would send the body unframed.
+	// Without Content-Length or chunked there is no body (RFC 9112 §6.3),
+	// and ContentLength is 0, as net/http's server says.
+	switch {
+	case c.req.Chunked:
+		req.TransferEncoding, req.ContentLength = []string{"chunked"}, -1
+	case c.req.ContentLength > 0:
+		req.ContentLength = c.req.ContentLength
+	}
 	if c.req.Chunked {
-		req.ContentLength = -1
 		if len(c.chunk.Trailers) > 0 {
 			req.Trailer = make(http.Header, len(c.chunk.Trailers))
 			for _, f := range c.chunk.Trailers {
@@ -94,7 +97,7 @@ func (c *Ctx) httpRequest() (*http.Request, error) {
 			}
 		}
 	}
-	if req.ContentLength < 0 || req.ContentLength > 0 || c.req.Chunked {
+	if req.ContentLength != 0 {
 		req.Body = io.NopCloser(c.BodyReader())
 	} else {
 		req.Body = http.NoBody

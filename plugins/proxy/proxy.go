@@ -198,12 +198,6 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.URL.Path = dec
 	}
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
-	if pr.In.ContentLength < 0 && len(pr.In.TransferEncoding) == 0 {
-		// Neither Content-Length nor Transfer-Encoding: HTTP/1.1 says
-		// there is no body (RFC 9112 §6.3). Without this the transport
-		// would send an unknown-length body, chunked.
-		pr.Out.Body, pr.Out.ContentLength = nil, 0
-	}
 	pr.SetXForwarded()
 	if pr.In.URL.Scheme == "https" {
 		pr.Out.Header.Set("X-Forwarded-Proto", "https")
