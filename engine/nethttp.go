@@ -3,14 +3,17 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/asyncd/asyncd/httpparse"
+	"github.com/asyncd/asyncd/loglimit"
 )
 
 // HTTPHandler runs a net/http Handler (an http.ServeMux with Go 1.22
@@ -24,23 +27,39 @@ import (
 // handler returns; it implements http.Flusher (the response becomes a
 // chunked stream, or uses the Content-Length the handler set) and, for
 // handlers running off the loop, http.Hijacker. http.MaxBytesReader works as
-// with net/http. Differences from net/http are listed in docs/design.md
-// ("net/http adapter").
+// with net/http. The request's context holds http.ServerContextKey and
+// http.LocalAddrContextKey, and a response the handler cannot finish (it
+// panics, with http.ErrAbortHandler or anything else, after its response
+// began) ends with the connection closed before its framing completes.
+// Differences from net/http are listed in docs/design.md ("net/http
+// adapter").
 func HTTPHandler(h http.Handler) Handler {
+	// srv is what http.ServerContextKey holds: a description of the server
+	// the handler runs in, never started (asyncd serves the requests). Its
+	// presence is how handlers know a server will end a response they
+	// abort (httputil.ReverseProxy then panics with http.ErrAbortHandler
+	// when an upstream dies mid-body), and net/http logs through its
+	// ErrorLog. Its other fields are zero: asyncd's settings govern.
+	srv := &http.Server{Handler: h, ErrorLog: adapterErrorLog}
 	return HandlerFunc(func(c *Ctx) {
-		req, err := c.httpRequest()
+		req, err := c.httpRequest(srv)
 		if err != nil {
 			c.setError(400)
 			return
 		}
 		w := &responseWriter{c: c, header: make(http.Header)}
+		defer w.recoverPanic()
 		h.ServeHTTP(w, req)
 		w.finish()
 	})
 }
 
-// httpRequest builds the *http.Request for c.
-func (c *Ctx) httpRequest() (*http.Request, error) {
+// adapterErrorLog is the ErrorLog of the adapter's http.Server: net/http's
+// lines about a handler, at WARN in the error log, rate-limited.
+var adapterErrorLog = loglimit.NewLogLogger(nil, slog.LevelWarn)
+
+// httpRequest builds the *http.Request for c, served by srv.
+func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 	target := string(c.req.Target)
 	var u *url.URL
 	var err error
@@ -105,7 +124,16 @@ func (c *Ctx) httpRequest() (*http.Request, error) {
 	if c.secure {
 		req.URL.Scheme = "https"
 	}
-	return req.WithContext(c.Context()), nil
+	ctx := context.WithValue(c.Context(), http.ServerContextKey, srv)
+	return req.WithContext(context.WithValue(ctx, http.LocalAddrContextKey, c.localNetAddr())), nil
+}
+
+// localNetAddr is c's local address as net/http gives it to handlers.
+func (c *Ctx) localNetAddr() net.Addr {
+	if !c.local.IsValid() {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return net.TCPAddrFromAddrPort(c.local)
 }
 
 // responseWriter is the http.ResponseWriter of HTTPHandler.
@@ -206,6 +234,55 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		r = io.MultiReader(bytes.NewReader(unread), conn)
 	}
 	return conn, bufio.NewReadWriter(bufio.NewReader(r), bufio.NewWriter(conn)), nil
+}
+
+// recoverPanic ends the response of a handler that panicked. Once the
+// handler began its response (WriteHeader or Write), what it wrote goes out
+// with the framing it would have had and the connection closes before that
+// framing completes (no last chunk, fewer bytes than the Content-Length),
+// so the client sees the cut, as nginx shows an upstream that died
+// mid-body. http.ErrAbortHandler, net/http's sentinel for "abort this
+// response", is logged at DEBUG only, and with nothing to cut short it
+// closes the connection without an answer, as net/http does; any other
+// panic is logged with its stack and, when nothing went out, answered 500.
+func (w *responseWriter) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c := w.c
+	abort := r == http.ErrAbortHandler
+	switch {
+	case w.hijacked || c.streaming:
+	case w.wroteHeader && w.canCut():
+		c.Flush() //nolint:errcheck // a client that left needs no answer; the close below is the point
+	case abort:
+		// No answer at all: the stream is empty and ends in a close.
+		c.status, c.out, c.streaming = http.StatusInternalServerError, c.out[:0], true
+	}
+	if !abort {
+		c.e.handlerPanic(c, r) // logs; answers 500 unless the response streams
+		return
+	}
+	c.panicked = true // the stream ends in a close, never in its last chunk
+	if c.e != nil {
+		c.e.log.Debug("net/http handler aborted its response (http.ErrAbortHandler)", "route", routeName(c.route))
+	}
+}
+
+// canCut reports whether the response written so far, sent as a stream,
+// could end without looking complete: it has a body, and chunked framing
+// (HTTP/1.1) or a declared Content-Length it has not reached. A
+// close-delimited body (HTTP/1.0 without a length) cannot show the cut.
+func (w *responseWriter) canCut() bool {
+	c := w.c
+	switch {
+	case !bodyAllowed(c.status) || isHead(&c.req):
+		return false
+	case c.contentLen >= 0:
+		return int64(len(c.out)) < c.contentLen
+	}
+	return c.ProtoAtLeast(1, 1)
 }
 
 // finish completes the response when ServeHTTP returns.

@@ -40,7 +40,7 @@ func TestHTTPRequestFramingIsTheParsers(t *testing.T) {
 			c := &Ctx{}
 			c.req.Method, c.req.Target, c.req.Major, c.req.Minor = []byte("POST"), []byte("/x"), 1, 1
 			c.req.Headers, c.req.Chunked, c.req.ContentLength = tt.fields, tt.chunked, tt.cl
-			r, err := c.httpRequest()
+			r, err := c.httpRequest(&http.Server{})
 			if err != nil {
 				t.Fatal(err)
 			}

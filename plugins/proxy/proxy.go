@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
+	"github.com/asyncd/asyncd/loglimit"
 	"github.com/asyncd/asyncd/plugins"
 )
 
@@ -149,9 +150,15 @@ func newProxy(routePath string, o Options) (*proxy, error) {
 		Rewrite:      p.rewrite,
 		Transport:    roundTripper{p},
 		ErrorHandler: p.fail,
+		ErrorLog:     errorLog,
 	}
 	return p, nil
 }
+
+// errorLog is where httputil.ReverseProxy logs (an upstream that died
+// mid-body: "httputil: ReverseProxy read error during body copy"): WARN
+// in the error log, rate-limited, shared by every proxy route.
+var errorLog = loglimit.NewLogLogger(nil, slog.LevelWarn)
 
 func btoi(b bool) int {
 	if b {
