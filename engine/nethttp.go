@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 
@@ -124,16 +125,30 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 	if c.secure {
 		req.URL.Scheme = "https"
 	}
-	ctx := context.WithValue(c.Context(), http.ServerContextKey, srv)
-	return req.WithContext(context.WithValue(ctx, http.LocalAddrContextKey, c.localNetAddr())), nil
+	return req.WithContext(&serverContext{Context: c.Context(), srv: srv, local: c.local}), nil
 }
 
-// localNetAddr is c's local address as net/http gives it to handlers.
-func (c *Ctx) localNetAddr() net.Addr {
-	if !c.local.IsValid() {
-		return &net.UnixAddr{Net: "unix"}
+// serverContext adds what net/http's server puts in a request's context:
+// http.ServerContextKey and http.LocalAddrContextKey. One value instead of
+// two context.WithValue layers and an address nobody may ask for.
+type serverContext struct {
+	context.Context
+	srv   *http.Server
+	local netip.AddrPort // invalid on a unix socket
+}
+
+// Value implements context.Context.
+func (s *serverContext) Value(key any) any {
+	switch key {
+	case http.ServerContextKey:
+		return s.srv
+	case http.LocalAddrContextKey:
+		if !s.local.IsValid() {
+			return &net.UnixAddr{Net: "unix"}
+		}
+		return net.TCPAddrFromAddrPort(s.local)
 	}
-	return net.TCPAddrFromAddrPort(c.local)
+	return s.Context.Value(key)
 }
 
 // responseWriter is the http.ResponseWriter of HTTPHandler.
