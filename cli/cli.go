@@ -13,11 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
 	"runtime"
 
 	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/loglimit"
 	"github.com/asyncd/asyncd/supervisor"
 	"github.com/asyncd/asyncd/worker"
 )
@@ -173,5 +175,9 @@ func openErrorLog(cfg *config.Config, stderr io.Writer) (*errorLog, error) {
 		el.Logger = slog.New(slog.NewTextHandler(w, opts))
 	}
 	slog.SetDefault(el.Logger)
+	// What reaches the log package is net/http's own lines (the proxy's
+	// Transport: "Unsolicited response ..."), one per request from a
+	// misbehaving upstream: WARN, a few per kind a minute.
+	log.SetOutput(loglimit.NewLogLogger(el.Logger.Handler(), slog.LevelWarn).Writer())
 	return el, nil
 }

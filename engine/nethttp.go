@@ -3,15 +3,18 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/asyncd/asyncd/httpparse"
+	"github.com/asyncd/asyncd/loglimit"
 )
 
 // HTTPHandler runs a net/http Handler (an http.ServeMux with Go 1.22
@@ -25,23 +28,39 @@ import (
 // handler returns; it implements http.Flusher (the response becomes a
 // chunked stream, or uses the Content-Length the handler set) and, for
 // handlers running off the loop, http.Hijacker. http.MaxBytesReader works as
-// with net/http. Differences from net/http are listed in docs/design.md
-// ("net/http adapter").
+// with net/http. The request's context holds http.ServerContextKey and
+// http.LocalAddrContextKey, and a response the handler cannot finish (it
+// panics, with http.ErrAbortHandler or anything else, after its response
+// began) ends with the connection closed before its framing completes.
+// Differences from net/http are listed in docs/design.md ("net/http
+// adapter").
 func HTTPHandler(h http.Handler) Handler {
+	// srv is what http.ServerContextKey holds: a description of the server
+	// the handler runs in, never started (asyncd serves the requests). Its
+	// presence is how handlers know a server will end a response they
+	// abort (httputil.ReverseProxy then panics with http.ErrAbortHandler
+	// when an upstream dies mid-body), and net/http logs through its
+	// ErrorLog. Its other fields are zero: asyncd's settings govern.
+	srv := &http.Server{Handler: h, ErrorLog: adapterErrorLog}
 	return HandlerFunc(func(c *Ctx) {
-		req, err := c.httpRequest()
+		req, err := c.httpRequest(srv)
 		if err != nil {
 			c.setError(400)
 			return
 		}
 		w := &responseWriter{c: c, header: make(http.Header)}
+		defer w.recoverPanic()
 		h.ServeHTTP(w, req)
 		w.finish()
 	})
 }
 
-// httpRequest builds the *http.Request for c.
-func (c *Ctx) httpRequest() (*http.Request, error) {
+// adapterErrorLog is the ErrorLog of the adapter's http.Server: net/http's
+// lines about a handler, at WARN in the error log, rate-limited.
+var adapterErrorLog = loglimit.NewLogLogger(nil, slog.LevelWarn)
+
+// httpRequest builds the *http.Request for c, served by srv.
+func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 	target := string(c.req.Target)
 	var u *url.URL
 	var err error
@@ -55,37 +74,41 @@ func (c *Ctx) httpRequest() (*http.Request, error) {
 		}
 	}
 	h := make(http.Header, len(c.req.Headers))
-	var te []string
 	for _, f := range c.req.Headers {
 		k := http.CanonicalHeaderKey(string(f.Name))
-		if k == "Host" {
-			continue // net/http moves Host to Request.Host
-		}
-		if k == "Transfer-Encoding" {
-			te = append(te, strings.ToLower(string(f.Value)))
-			continue
+		if k == "Host" || k == "Transfer-Encoding" {
+			continue // net/http moves Host to Request.Host; framing is below
 		}
 		h[k] = append(h[k], string(f.Value))
 	}
 	req := &http.Request{
-		Method:           string(c.req.Method),
-		URL:              u,
-		Proto:            c.req.Version(),
-		ProtoMajor:       int(c.req.Major),
-		ProtoMinor:       int(c.req.Minor),
-		Header:           h,
-		Host:             string(c.req.Host),
-		RequestURI:       target,
-		ContentLength:    c.req.ContentLength,
-		TransferEncoding: te,
-		Close:            !c.req.KeepAlive,
-		RemoteAddr:       c.remote.String(),
+		Method:     string(c.req.Method),
+		URL:        u,
+		Proto:      c.req.Version(),
+		ProtoMajor: int(c.req.Major),
+		ProtoMinor: int(c.req.Minor),
+		Header:     h,
+		Host:       string(c.req.Host),
+		RequestURI: target,
+		Close:      !c.req.KeepAlive,
+		RemoteAddr: c.remote.String(),
 	}
 	if !c.remote.IsValid() {
 		req.RemoteAddr = "@"
 	}
+	// The framing is the parser's verdict, never the field values as sent:
+	// a handler that forwards the request (httputil.ReverseProxy) frames
+	// the body it sends upstream from these two fields alone, and a value
+	// net/http does not read as chunked would send the body unframed.
+	// Without Content-Length or chunked there is no body (RFC 9112 §6.3),
+	// and ContentLength is 0, as net/http's server says.
+	switch {
+	case c.req.Chunked:
+		req.TransferEncoding, req.ContentLength = []string{"chunked"}, -1
+	case c.req.ContentLength > 0:
+		req.ContentLength = c.req.ContentLength
+	}
 	if c.req.Chunked {
-		req.ContentLength = -1
 		if len(c.chunk.Trailers) > 0 {
 			req.Trailer = make(http.Header, len(c.chunk.Trailers))
 			for _, f := range c.chunk.Trailers {
@@ -94,7 +117,7 @@ func (c *Ctx) httpRequest() (*http.Request, error) {
 			}
 		}
 	}
-	if req.ContentLength < 0 || req.ContentLength > 0 || c.req.Chunked {
+	if req.ContentLength != 0 {
 		req.Body = io.NopCloser(c.BodyReader())
 	} else {
 		req.Body = http.NoBody
@@ -102,7 +125,30 @@ func (c *Ctx) httpRequest() (*http.Request, error) {
 	if c.secure {
 		req.URL.Scheme = "https"
 	}
-	return req.WithContext(c.Context()), nil
+	return req.WithContext(&serverContext{Context: c.Context(), srv: srv, local: c.local}), nil
+}
+
+// serverContext adds what net/http's server puts in a request's context:
+// http.ServerContextKey and http.LocalAddrContextKey. One value instead of
+// two context.WithValue layers and an address nobody may ask for.
+type serverContext struct {
+	context.Context
+	srv   *http.Server
+	local netip.AddrPort // invalid on a unix socket
+}
+
+// Value implements context.Context.
+func (s *serverContext) Value(key any) any {
+	switch key {
+	case http.ServerContextKey:
+		return s.srv
+	case http.LocalAddrContextKey:
+		if !s.local.IsValid() {
+			return &net.UnixAddr{Net: "unix"}
+		}
+		return net.TCPAddrFromAddrPort(s.local)
+	}
+	return s.Context.Value(key)
 }
 
 // responseWriter is the http.ResponseWriter of HTTPHandler.
@@ -203,6 +249,55 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		r = io.MultiReader(bytes.NewReader(unread), conn)
 	}
 	return conn, bufio.NewReadWriter(bufio.NewReader(r), bufio.NewWriter(conn)), nil
+}
+
+// recoverPanic ends the response of a handler that panicked. Once the
+// handler began its response (WriteHeader or Write), what it wrote goes out
+// with the framing it would have had and the connection closes before that
+// framing completes (no last chunk, fewer bytes than the Content-Length),
+// so the client sees the cut, as nginx shows an upstream that died
+// mid-body. http.ErrAbortHandler, net/http's sentinel for "abort this
+// response", is logged at DEBUG only, and with nothing to cut short it
+// closes the connection without an answer, as net/http does; any other
+// panic is logged with its stack and, when nothing went out, answered 500.
+func (w *responseWriter) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c := w.c
+	abort := r == http.ErrAbortHandler
+	switch {
+	case w.hijacked || c.streaming:
+	case w.wroteHeader && w.canCut():
+		c.Flush() //nolint:errcheck // a client that left needs no answer; the close below is the point
+	case abort:
+		// No answer at all: the stream is empty and ends in a close.
+		c.status, c.out, c.streaming = http.StatusInternalServerError, c.out[:0], true
+	}
+	if !abort {
+		c.e.handlerPanic(c, r) // logs; answers 500 unless the response streams
+		return
+	}
+	c.panicked = true // the stream ends in a close, never in its last chunk
+	if c.e != nil {
+		c.e.log.Debug("net/http handler aborted its response (http.ErrAbortHandler)", "route", routeName(c.route))
+	}
+}
+
+// canCut reports whether the response written so far, sent as a stream,
+// could end without looking complete: it has a body, and chunked framing
+// (HTTP/1.1) or a declared Content-Length it has not reached. A
+// close-delimited body (HTTP/1.0 without a length) cannot show the cut.
+func (w *responseWriter) canCut() bool {
+	c := w.c
+	switch {
+	case !bodyAllowed(c.status) || isHead(&c.req):
+		return false
+	case c.contentLen >= 0:
+		return int64(len(c.out)) < c.contentLen
+	}
+	return c.ProtoAtLeast(1, 1)
 }
 
 // finish completes the response when ServeHTTP returns.

@@ -72,6 +72,7 @@ var (
 	errCLOverflow = e400("Content-Length overflows")
 
 	errTEInvalid      = e400("invalid Transfer-Encoding")
+	errTEEmptyMember  = e400("empty member in Transfer-Encoding")
 	errTEChunkedTwice = e400("chunked applied more than once")
 	errTENotChunked   = e400("final transfer coding is not chunked")
 	errTEHTTP10       = e400("Transfer-Encoding in an HTTP/1.0 request")

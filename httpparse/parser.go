@@ -609,21 +609,30 @@ func (p *Parser) onContentLength(v []byte, req *Request) *Error {
 }
 
 // onTransferEncoding reads one Transfer-Encoding line's codings (RFC 9112
-// §6.1, §7): empty list members are skipped (RFC 9110 §5.6.1), members must
-// be bare tokens (no parameters: none of ours take any), chunked may appear
-// once; the final-coding and unknown-coding verdicts wait for the whole head.
+// §6.1, §7): members must be bare tokens (no parameters: none of ours take
+// any), chunked may appear once; the final-coding and unknown-coding
+// verdicts wait for the whole head. An empty member (`chunked,`, `,chunked`,
+// an empty line) is refused, not skipped as RFC 9110 §5.6.1 allows: nginx
+// and net/http do not read those as chunked, and a proxy that frames a
+// body its peers frame differently smuggles requests.
 func (p *Parser) onTransferEncoding(v []byte) *Error {
 	p.teSeen = true
+	if len(v) == 0 {
+		return errTEEmptyMember
+	}
 	for len(v) > 0 {
 		m := v
 		if c := bytes.IndexByte(v, ','); c >= 0 {
 			m, v = v[:c], v[c+1:]
+			if len(v) == 0 {
+				return errTEEmptyMember // a trailing comma
+			}
 		} else {
 			v = nil
 		}
 		m = trimOWS(m)
 		if len(m) == 0 {
-			continue
+			return errTEEmptyMember
 		}
 		for _, c := range m {
 			if !tokenTab[c] {

@@ -3,11 +3,21 @@
 // pool. It is built on net/http's httputil.ReverseProxy and http.Transport
 // through engine.HTTPHandler, so hop-by-hop headers are removed both ways,
 // streamed (chunked, server-sent events) responses are flushed as they
-// arrive, and the standard forwarding headers are set: X-Forwarded-For is
-// the client address as asyncd sees it (after PROXY protocol or trusted
-// forwarding headers), replacing anything the client sent so it cannot be
-// spoofed; X-Forwarded-Host is the request's Host; X-Forwarded-Proto is
-// http or https (from a trusted proxy's scheme header).
+// arrive, and the standard forwarding headers are set: X-Forwarded-For and
+// X-Real-IP are the client address as asyncd sees it (after PROXY
+// protocol or trusted forwarding headers); X-Forwarded-Host is the
+// request's Host; X-Forwarded-Proto is http or https (from a trusted
+// proxy's scheme header). A client's own Forwarded, X-Real-IP and
+// X-Forwarded-* fields are dropped, so none can be spoofed, and so are
+// field names with an underscore (nginx's underscores_in_headers off).
+// Accept-Encoding and Content-Encoding pass through untouched: the proxy
+// neither asks for gzip nor decompresses.
+//
+// The request is framed upstream as the parser framed it (chunked stays
+// chunked, a length stays that length); a response the upstream breaks off
+// mid-body reaches the client cut short, with the connection closed
+// before its framing completes. docs/security.md ("Upstreams behind the
+// proxy plugin") says what is forwarded, dropped and refused.
 //
 // Failures: 502 when the upstream cannot be reached or breaks the
 // exchange, 504 when it times out (connect or response_header_timeout).
@@ -33,6 +43,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
+	"github.com/asyncd/asyncd/loglimit"
 	"github.com/asyncd/asyncd/plugins"
 )
 
@@ -141,6 +152,9 @@ func newProxy(routePath string, o Options) (*proxy, error) {
 		MaxIdleConns:          o.MaxIdleConns * len(p.upstreams),
 		MaxIdleConnsPerHost:   o.MaxIdleConns,
 		ExpectContinueTimeout: time.Second,
+		// Accept-Encoding is the client's to send: the transport must not
+		// add its own gzip, nor decompress on the proxy's CPU.
+		DisableCompression: true,
 	}
 	if o.MaxIdleConns == 0 {
 		p.tr.DisableKeepAlives = true
@@ -149,9 +163,15 @@ func newProxy(routePath string, o Options) (*proxy, error) {
 		Rewrite:      p.rewrite,
 		Transport:    roundTripper{p},
 		ErrorHandler: p.fail,
+		ErrorLog:     errorLog,
 	}
 	return p, nil
 }
+
+// errorLog is where httputil.ReverseProxy logs (an upstream that died
+// mid-body: "httputil: ReverseProxy read error during body copy"): WARN
+// in the error log, rate-limited, shared by every proxy route.
+var errorLog = loglimit.NewLogLogger(nil, slog.LevelWarn)
 
 func btoi(b bool) int {
 	if b {
@@ -198,20 +218,35 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.URL.Path = dec
 	}
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
-	if pr.In.ContentLength < 0 && len(pr.In.TransferEncoding) == 0 {
-		// Neither Content-Length nor Transfer-Encoding: HTTP/1.1 says
-		// there is no body (RFC 9112 §6.3). Without this the transport
-		// would send an unknown-length body, chunked.
-		pr.Out.Body, pr.Out.ContentLength = nil, 0
-	}
+	dropUntrusted(pr.Out.Header)
 	pr.SetXForwarded()
 	if pr.In.URL.Scheme == "https" {
 		pr.Out.Header.Set("X-Forwarded-Proto", "https")
+	}
+	if ip := pr.Out.Header.Get("X-Forwarded-For"); ip != "" {
+		pr.Out.Header.Set("X-Real-IP", ip) // the one address SetXForwarded set
 	}
 	if p.o.PreserveHost {
 		pr.Out.Host = pr.In.Host
 	} else {
 		pr.Out.Host = ""
+	}
+}
+
+// dropUntrusted removes the request fields a client cannot be trusted to
+// set. Forwarded, X-Real-IP and every X-Forwarded-* claim who the client
+// is or how it connected; asyncd already decided that (the socket's
+// address, or a trusted proxy's headers under forwarded_allow_ips) and
+// states its verdict afresh in X-Forwarded-For, X-Real-IP,
+// X-Forwarded-Host and X-Forwarded-Proto. A name with an underscore
+// (Transfer_Encoding) is dropped as nginx does by default
+// (underscores_in_headers off): servers that map field names to CGI-style
+// variables read it as the dashed name.
+func dropUntrusted(h http.Header) {
+	for k := range h {
+		if k == "Forwarded" || k == "X-Real-Ip" || strings.HasPrefix(k, "X-Forwarded-") || strings.ContainsRune(k, '_') {
+			delete(h, k)
+		}
 	}
 }
 
