@@ -46,7 +46,7 @@ func decode(s *Setting, raw any, o origin) (any, error) {
 		n, err := decodeInt(raw)
 		return int(n), err
 	case TypeDuration:
-		return decodeDuration(raw)
+		return DecodeDuration(raw)
 	case TypeSize:
 		return decodeSize(raw)
 	case TypeFileMode:
@@ -155,9 +155,13 @@ func secondsToDuration(f float64) (time.Duration, bool) {
 	return time.Duration(math.Round(f * float64(time.Second))), true
 }
 
-// decodeDuration reads Gunicorn's seconds (30, "30", 2.5) or a Go duration.
-func decodeDuration(raw any) (time.Duration, error) {
+// DecodeDuration reads a duration as every setting and every plugin option
+// takes one: Gunicorn's seconds as a number or a string (30, "30", 2.5,
+// "2.5") or a Go duration ("1m30s", "250ms").
+func DecodeDuration(raw any) (time.Duration, error) {
 	switch x := raw.(type) {
+	case time.Duration:
+		return x, nil
 	case int, int64, uint64:
 		n, err := decodeInt(x)
 		if err != nil || n > int64(maxSeconds) || n < -int64(maxSeconds) {
