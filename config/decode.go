@@ -16,15 +16,16 @@ import (
 type origin int
 
 const (
-	fromFile origin = iota // YAML or .py: typed values
-	fromEnv                // one string; lists and maps are comma-separated
-	fromFlag               // []string, one element per occurrence
+	fromFile    origin = iota // YAML or .py: typed values
+	fromEnv                   // one string; lists and maps are comma-separated
+	fromFlag                  // []string, one element per occurrence
+	fromCmdArgs               // a flag in GUNICORN_CMD_ARGS: as fromFlag
 )
 
 // decode turns a raw value into the Go value of s's Config field. Errors
 // are the detail after "key: ".
 func decode(s *Setting, raw any, o origin) (any, error) {
-	if o == fromFlag {
+	if o == fromFlag || o == fromCmdArgs {
 		vals := raw.([]string)
 		if s.Type != TypeStringList {
 			// A repeated scalar flag: the last occurrence wins, as in argparse.

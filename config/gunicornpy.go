@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,20 +28,26 @@ type pyAssign struct {
 const pyMaxDepth = 64
 
 // parseGunicornPy reads the assignments of a Gunicorn config file, in file
-// order (a later assignment to the same name wins, as in Python). Errors
-// are *Error with Source "file:line".
+// order (a later assignment to the same name wins, as in Python). It reads
+// past the statements it cannot take, so that one pass finds them all:
+// the assignments it could read come back with an Errors of the others,
+// each an *Error with Source "file:line", in line order.
 func parseGunicornPy(file string, src []byte) ([]pyAssign, error) {
 	src = bytes.TrimPrefix(src, []byte("\xef\xbb\xbf"))
 	p := &pyParser{file: file, lx: pyLexer{src: src, line: 1, lineStart: true, last: pyNewline}}
-	out, err := p.parse()
-	if err != nil {
-		var pe *pyError
-		if errors.As(err, &pe) {
-			return nil, &Error{Source: fmt.Sprintf("%s:%d", file, pe.line), Msg: pe.msg}
-		}
-		return nil, err
+	out := p.parse()
+	if len(p.errs) == 0 {
+		return out, nil
 	}
-	return out, nil
+	errs := make(Errors, len(p.errs))
+	for i, pe := range p.errs {
+		k := pe.kind
+		if k == 0 {
+			k = KindValue
+		}
+		errs[i] = &Error{Source: fmt.Sprintf("%s:%d", file, pe.line), Msg: pe.msg, Kind: k}
+	}
+	return out, errs
 }
 
 type pyKind int
@@ -69,6 +76,8 @@ type pyTok struct {
 type pyError struct {
 	line int
 	msg  string
+	kind Kind // 0: KindValue
+	lex  bool // from the lexer, which must then skip to the next line
 }
 
 func (e *pyError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
@@ -93,7 +102,28 @@ type pyLexer struct {
 }
 
 func (lx *pyLexer) errf(line int, format string, a ...any) error {
-	return &pyError{line: line, msg: fmt.Sprintf(format, a...)}
+	return &pyError{line: line, msg: fmt.Sprintf(format, a...), lex: true}
+}
+
+// resync moves the lexer to the start of the next line that does not
+// continue the statement it failed in (indented lines and lines that
+// close a bracket do), forgetting open brackets.
+func (lx *pyLexer) resync() {
+	toNextLine := func() {
+		if i := bytes.IndexByte(lx.src[lx.pos:], '\n'); i >= 0 {
+			lx.pos += i + 1
+			lx.line++
+		} else {
+			lx.pos = len(lx.src)
+		}
+	}
+	toNextLine()
+	for lx.pos < len(lx.src) && strings.IndexByte(" \t\f)]}", lx.src[lx.pos]) >= 0 {
+		toNextLine()
+	}
+	lx.brackets = nil
+	lx.lineStart = true
+	lx.last = pyNewline
 }
 
 func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
@@ -458,21 +488,38 @@ type pyParser struct {
 	file    string
 	lx      pyLexer
 	peeked  *pyTok
-	lastEnd int // end offset of the last token returned
+	lastEnd int // end offset of the last token returned that does not end a statement
 	depth   int
+	errs    []*pyError
+	// last is the kind of the last token returned and lastSemi whether it
+	// was ";": together, whether a statement has been read to its end.
+	last     pyKind
+	lastSemi bool
+	// inBlockChain: the last statement was a refused if/try/for/while
+	// header, so its elif/else/except/finally clauses go with it.
+	inBlockChain bool
 }
 
 func (p *pyParser) next() (pyTok, error) {
-	if t := p.peeked; t != nil {
-		p.peeked = nil
-		p.lastEnd = t.end
-		return *t, nil
-	}
-	t, err := p.lx.next()
-	if err == nil && t.kind != pyNewline && t.kind != pyEOF {
-		p.lastEnd = t.end
+	t, err := p.advance()
+	if err == nil {
+		p.last, p.lastSemi = t.kind, isOp(t, ";")
 	}
 	return t, err
+}
+
+func (p *pyParser) advance() (pyTok, error) {
+	var t pyTok
+	var err error
+	if p.peeked != nil {
+		t, p.peeked = *p.peeked, nil
+	} else if t, err = p.lx.next(); err != nil {
+		return t, err
+	}
+	if t.kind != pyNewline && t.kind != pyEOF && !isOp(t, ";") {
+		p.lastEnd = t.end
+	}
+	return t, nil
 }
 
 func (p *pyParser) peek() (pyTok, error) {
@@ -488,32 +535,116 @@ func (p *pyParser) peek() (pyTok, error) {
 
 func isOp(t pyTok, op string) bool { return t.kind == pyOp && t.text == op }
 
-func (p *pyParser) parse() ([]pyAssign, error) {
+func (p *pyParser) parse() []pyAssign {
 	var out []pyAssign
 	for {
 		t, err := p.next()
 		if err != nil {
-			return nil, err
+			p.fail(err)
+			continue
 		}
+		chain := p.inBlockChain
+		p.inBlockChain = false
 		switch {
 		case t.kind == pyEOF:
-			return out, nil
+			return out
 		case t.kind == pyNewline || isOp(t, ";"):
+			p.inBlockChain = chain
 		case t.kind == pyIndent:
-			return nil, &pyError{t.line, "unexpected indentation: asyncd reads top-level assignments only (name = value)"}
+			p.fail(&pyError{line: t.line, msg: "unexpected indentation: asyncd reads top-level assignments only (name = value)"})
+			p.skipRest(true)
+			p.skipBlock()
 		case t.kind == pyString:
 			if err := p.docstring(t); err != nil {
-				return nil, err
+				p.fail(err)
+				p.recover(false)
 			}
+		case t.kind == pyName && chain && pyClause[t.text]:
+			// elif/else/except/finally of a block already reported.
+			p.inBlockChain = true
+			p.skipRest(true)
+			p.skipBlock()
 		case t.kind == pyName:
 			a, err := p.statement(t)
 			if err != nil {
-				return nil, err
+				header := pyCompound[t.text] || t.text == "def"
+				p.fail(err)
+				p.recover(header)
+				p.inBlockChain = header && t.text != "def" && t.text != "class"
+				continue
 			}
 			out = append(out, a)
 		default:
-			return nil, p.notAssignment(t)
+			p.fail(p.notAssignment(t))
+			p.recover(false)
 		}
+	}
+}
+
+// pyClause are the keywords that continue a compound statement.
+var pyClause = map[string]bool{"elif": true, "else": true, "except": true, "finally": true}
+
+// fail records err. After an error of the lexer, which stopped inside a
+// token, reading resumes at the next line that starts a statement.
+func (p *pyParser) fail(err error) {
+	var pe *pyError
+	if !errors.As(err, &pe) {
+		pe = &pyError{line: p.lx.line, msg: err.Error()}
+	}
+	p.errs = append(p.errs, pe)
+	if pe.lex {
+		p.peeked = nil
+		p.lx.resync()
+		p.last, p.lastSemi = pyNewline, false
+	}
+}
+
+// recover skips what is left of a statement that failed (to the end of its
+// line; a block header also to the end of its block).
+func (p *pyParser) recover(header bool) {
+	ended := p.last == pyNewline || p.last == pyEOF || (p.lastSemi && !header)
+	if !ended {
+		p.skipRest(header)
+	}
+	p.skipBlock()
+}
+
+// skipRest skips to the end of the logical line, or of the statement
+// (the next ";") unless header: a block header's one-line body is all
+// its own. Lexer errors on the way are not reported: the statement is
+// reported already.
+func (p *pyParser) skipRest(header bool) {
+	for {
+		t, err := p.next()
+		if err != nil {
+			var pe *pyError
+			if errors.As(err, &pe) && pe.lex {
+				p.peeked = nil
+				p.lx.resync()
+			}
+			p.last, p.lastSemi = pyNewline, false
+			return
+		}
+		if t.kind == pyNewline || t.kind == pyEOF || (!header && isOp(t, ";")) {
+			return
+		}
+	}
+}
+
+// skipBlock skips the indented lines that follow: the body of a refused
+// block, or lines indented by mistake under a statement already reported.
+func (p *pyParser) skipBlock() {
+	for {
+		t, err := p.peek()
+		if err != nil {
+			p.fail(err) // a top-level line (the lexer found no indentation first)
+			continue
+		}
+		if t.kind != pyIndent {
+			return
+		}
+		p.next()
+		p.skipRest(true)
 	}
 }
 
@@ -556,7 +687,8 @@ func (p *pyParser) stmtText(start int) string {
 }
 
 func (p *pyParser) notAssignment(first pyTok) error {
-	return &pyError{first.line, p.stmtText(first.start) + " is not an assignment; asyncd reads literal assignments only (name = value)"}
+	return &pyError{line: first.line, kind: KindDelete,
+		msg: p.stmtText(first.start) + " is not an assignment; asyncd reads literal assignments only (name = value)"}
 }
 
 var pyCompound = map[string]bool{
@@ -579,7 +711,7 @@ func (p *pyParser) statement(name pyTok) (pyAssign, error) {
 	case name.text == "def":
 		return pyAssign{}, p.defError(name)
 	case pyCompound[name.text]:
-		return pyAssign{}, &pyError{name.line, fmt.Sprintf("%s%s statements are Python code; asyncd reads literal "+
+		return pyAssign{}, &pyError{line: name.line, kind: KindEnv, msg: fmt.Sprintf("%s%s statements are Python code; asyncd reads literal "+
 			"assignments only (name = value): write one literal value per setting, and use ASYNCD_<KEY> "+
 			"environment variables for values that differ between environments", label(p.stmtText(name.start)), name.text)}
 	case pyKeywords[name.text]:
@@ -591,6 +723,11 @@ func (p *pyParser) statement(name pyTok) (pyAssign, error) {
 	}
 	if !isOp(eq, "=") {
 		return pyAssign{}, p.notAssignment(name)
+	}
+	if t, err := p.peek(); err != nil {
+		return pyAssign{}, err
+	} else if t.kind == pyName && !pyKeywords[t.text] {
+		return pyAssign{}, p.nameValue(name)
 	}
 	v, err := p.value()
 	if err == nil {
@@ -609,8 +746,59 @@ func (p *pyParser) statement(name pyTok) (pyAssign, error) {
 	return pyAssign{name: name.text, val: v, line: name.line}, nil
 }
 
+// nameValue handles `key = some_name` (the value read next is a name):
+// a word that should have been quoted (worker_class = gevent), Python's
+// constants misspelled (true), or a variable, which is an expression.
+func (p *pyParser) nameValue(key pyTok) error {
+	var words []string
+	for {
+		t, err := p.next()
+		if err != nil {
+			return err
+		}
+		words = append(words, t.text)
+		n, err := p.peek()
+		if err != nil {
+			return err
+		}
+		if !isOp(n, ".") {
+			break
+		}
+		p.next()
+		if n, err = p.peek(); err != nil {
+			return err
+		} else if n.kind != pyName {
+			return p.exprError(key, false)
+		}
+	}
+	if end, err := p.peek(); err != nil {
+		return err
+	} else if end.kind != pyNewline && end.kind != pyEOF && !isOp(end, ";") {
+		return p.exprError(key, false)
+	}
+	ident := strings.Join(words, ".")
+	text := p.stmtText(key.start)
+	switch strings.ToLower(ident) {
+	case "true", "false", "none":
+		want := strings.ToUpper(ident[:1]) + strings.ToLower(ident[1:])
+		return &pyError{line: key.line, msg: fmt.Sprintf("%s: %s is not a Python constant: write %s", text, ident, want)}
+	}
+	if s := lookup(key.text); s != nil && s.Support == Supported && s.Type != TypeRoutes {
+		if v, err := decode(s, ident, fromFile); err == nil && (s.check == nil || s.check(reflect.ValueOf(v).Convert(fieldType(s.Field)).Interface()) == nil) {
+			return &pyError{line: key.line, msg: fmt.Sprintf("%s: %s is a Python name, not a string: quote it: %s = %q",
+				text, ident, key.text, ident)}
+		}
+	}
+	return p.exprErrorText(key, text, false)
+}
+
 func (p *pyParser) exprError(name pyTok, fstr bool) error {
-	text := p.stmtText(name.start)
+	return p.exprErrorText(name, p.stmtText(name.start), fstr)
+}
+
+// exprErrorText reports a value that is not a literal: text is the
+// statement, as written.
+func (p *pyParser) exprErrorText(name pyTok, text string, fstr bool) error {
 	what := "is an expression"
 	if fstr {
 		what = "uses an f-string"
@@ -622,10 +810,13 @@ func (p *pyParser) exprError(name pyTok, fstr bool) error {
 		if k := suggest(name.text, keyNames); k != "" {
 			sug = fmt.Sprintf(" (did you mean %q?)", k)
 		}
-		return &pyError{name.line, fmt.Sprintf("%s %s, and %q is not a setting%s; asyncd reads literals only: "+
+		return &pyError{line: name.line, kind: KindDelete, msg: fmt.Sprintf("%s %s, and %q is not a setting%s; asyncd reads literals only: "+
 			"write the final values into the settings that use it", text, what, name.text, sug)}
 	}
+	kind := KindEnv
 	switch {
+	case s.Group == GroupServerHooks:
+		return &pyError{line: name.line, kind: KindHook, msg: label(text) + s.Reason}
 	case s.pyHint != "":
 		hint = s.pyHint
 	case s.Support == Supported:
@@ -641,9 +832,10 @@ func (p *pyParser) exprError(name pyTok, fstr bool) error {
 			hint += ", or set it with " + strings.Join(via, " or ")
 		}
 	default:
+		kind = KindDelete
 		hint = fmt.Sprintf("delete it (%s has no effect in asyncd: %s)", s.Key, s.Reason)
 	}
-	return &pyError{name.line, fmt.Sprintf("%s %s; asyncd reads literals only: %s", text, what, hint)}
+	return &pyError{line: name.line, kind: kind, msg: fmt.Sprintf("%s %s; asyncd reads literals only: %s", text, what, hint)}
 }
 
 func (p *pyParser) importError(kw pyTok) error {
@@ -656,7 +848,7 @@ func (p *pyParser) importError(kw pyTok) error {
 		func(f string) bool { return f == "os" || strings.HasPrefix(f, "os.") }):
 		hint = " (instead of reading os.environ, set ASYNCD_<KEY> environment variables)"
 	}
-	return &pyError{kw.line, fmt.Sprintf("%sasyncd reads literal assignments only and runs no Python, "+
+	return &pyError{line: kw.line, kind: KindDelete, msg: fmt.Sprintf("%sasyncd reads literal assignments only and runs no Python, "+
 		"so imports cannot work; delete it%s", label(text), hint)}
 }
 
@@ -667,9 +859,10 @@ func (p *pyParser) defError(kw pyTok) error {
 	}
 	text := p.stmtText(kw.start)
 	if s := lookup(name); s != nil && s.Group == GroupServerHooks {
-		return &pyError{kw.line, label(text) + s.Reason}
+		return &pyError{line: kw.line, kind: KindHook, msg: label(text) + s.Reason}
 	}
-	return &pyError{kw.line, label(text) + "functions are Python code; asyncd reads literal assignments only (name = value)"}
+	return &pyError{line: kw.line, kind: KindDelete,
+		msg: label(text) + "functions are Python code; asyncd reads literal assignments only (name = value)"}
 }
 
 // label introduces a message about the statement text: "def f(): ...",
@@ -690,7 +883,7 @@ func (p *pyParser) value() (any, error) {
 		return nil, err
 	}
 	if p.depth > pyMaxDepth {
-		return nil, &pyError{t.line, fmt.Sprintf("values nested more than %d deep", pyMaxDepth)}
+		return nil, &pyError{line: t.line, msg: fmt.Sprintf("values nested more than %d deep", pyMaxDepth)}
 	}
 	switch t.kind {
 	case pyString:
@@ -744,7 +937,7 @@ func (p *pyParser) concatStrings(first pyTok) (any, error) {
 			return nil, errPyExpr{fstr: true}
 		}
 		if t.bytes {
-			return nil, &pyError{t.line, "bytes literals (b\"...\") are not setting values: drop the b"}
+			return nil, &pyError{line: t.line, msg: "bytes literals (b\"...\") are not setting values: drop the b"}
 		}
 		s += t.val.(string)
 		n, err := p.peek()
@@ -841,13 +1034,13 @@ func (p *pyParser) dict(open pyTok) (any, error) {
 		}
 		if !isOp(colon, ":") {
 			if isOp(colon, ",") || isOp(colon, "}") {
-				return nil, &pyError{open.line, "sets are not setting values: write a list [...]"}
+				return nil, &pyError{line: open.line, msg: "sets are not setting values: write a list [...]"}
 			}
 			return nil, errPyExpr{}
 		}
 		key, ok := k.(string)
 		if !ok {
-			return nil, &pyError{t.line, fmt.Sprintf("dict keys must be strings, got %s", describe(k))}
+			return nil, &pyError{line: t.line, msg: fmt.Sprintf("dict keys must be strings, got %s", describe(k))}
 		}
 		v, err := p.value()
 		if err != nil {
