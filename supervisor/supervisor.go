@@ -13,6 +13,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -709,7 +710,11 @@ func (s *Supervisor) applyProcessSettings(old, cfg *config.Config) error {
 			dir = s.origDir + "/" + dir
 		}
 		if err := os.Chdir(dir); err != nil {
-			return fmt.Errorf("%s: chdir %s: %w", cfg.Source.Of("chdir"), cfg.Chdir, err)
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // it names the path again: chdir /x: chdir /x: ...
+			}
+			return fmt.Errorf("%s: chdir: %s: %w", cfg.Source.Of("chdir"), cfg.Chdir, err)
 		}
 	}
 	return nil
