@@ -65,10 +65,12 @@ func render(w io.Writer) {
 
 	p("## Gunicorn settings asyncd does not implement\n\n")
 	p("Each is recognised, in a config file, the environment (`ASYNCD_<KEY>`) or as Gunicorn's flag, so that\n")
-	p("using it explains itself instead of failing as unknown. *Ignored* settings are accepted with a warning\n")
-	p("that they have no effect. *Refused unless off* settings are accepted with that warning when they hold\n")
-	p("Gunicorn's default (False, None, empty) and stop start-up when turned on, because asyncd would silently\n")
-	p("not do what was asked. *Refused* settings always stop start-up.\n\n")
+	p("using it explains itself instead of failing as unknown. *Ignored* settings are accepted, with a warning\n")
+	p("that they have no effect when their value would change something in Gunicorn (none when it is\n")
+	p("Gunicorn's default, such as `spew = False`). *Refused unless off* settings are accepted when off\n")
+	p("(silently at Gunicorn's default: False, None, empty) and stop start-up when turned on, because asyncd\n")
+	p("would silently not do what was asked. *Refused* settings always stop start-up; a server hook is\n")
+	p("reported with what replaces it.\n\n")
 	p("| Setting | Gunicorn flag | asyncd | Why, and what to do instead |\n|---|---|---|---|\n")
 	for _, g := range config.Groups {
 		for _, s := range all {
