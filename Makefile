@@ -11,8 +11,14 @@ FUZZTIME  ?= 10m
 
 all: build
 
+# The version --version and the "asyncd starting" line print: git's
+# description of the checkout (tag, or commit, with -dirty for uncommitted
+# changes). Without git it stays empty, and the binary prints the version
+# the Go toolchain stamped into it (the module version for go install).
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/asyncd
+	$(GO) build -ldflags "-X github.com/asyncd/asyncd/cli.Version=$(VERSION)" -o $(BIN) ./cmd/asyncd
 
 run: build
 	./$(BIN) -c $(CONFIG)

@@ -24,10 +24,6 @@ import (
 	"github.com/asyncd/asyncd/worker"
 )
 
-// Version is asyncd's version, set at build time with
-// -ldflags "-X github.com/asyncd/asyncd/cli.Version=...".
-var Version = "0.1.0-dev"
-
 // Main runs the asyncd command with args (without the program name) and
 // returns the process exit status.
 func Main(args []string) int {
@@ -35,9 +31,15 @@ func Main(args []string) int {
 }
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	// A serving process gets its configuration from the supervisor, which
+	// read Gunicorn's variables and printed the warnings already.
+	serving := os.Getenv(supervisor.EnvServe) == "1"
+	if serving {
+		environ = withoutGunicornEnv(environ)
+	}
 	fs := config.NewFlagSet("asyncd")
 	fs.SetOutput(io.Discard)
-	cfg, warnings, err := config.Load(fs, args, environ)
+	cfg, warnings, err := config.Check(fs, args, environ)
 	switch {
 	case errors.Is(err, config.ErrHelp):
 		fmt.Fprint(stdout, config.Help("asyncd"))
@@ -45,16 +47,28 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, config.ErrVersion):
 		printVersion(stdout)
 		return 0
-	case err != nil:
-		fmt.Fprintf(stderr, "asyncd: %v\n", err)
+	}
+	errs := config.AllErrors(err)
+	if err != nil && errs == nil {
+		errs = []*config.Error{{Msg: err.Error()}}
+	}
+	file := ""
+	if cfg != nil {
+		file = cfg.ConfigFile
+		errs = append(errs, validate(cfg, err != nil)...)
+		if cfg.Actions.CheckConfig {
+			hostErrs, hostWarns := checkHost(cfg)
+			errs, warnings = append(errs, hostErrs...), append(warnings, hostWarns...)
+		}
+	}
+	if len(errs) > 0 {
+		writeReport(stderr, file, errs, warnings)
 		return 1
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "asyncd: warning: %s\n", w)
-	}
-	if err := validate(cfg); err != nil {
-		fmt.Fprintf(stderr, "asyncd: %v\n", err)
-		return 1
+	if cfg.Actions.CheckConfig || cfg.Actions.PrintConfig {
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "asyncd: warning: %s\n", w)
+		}
 	}
 	if cfg.Actions.CheckConfig {
 		fmt.Fprintf(stdout, "asyncd: config OK (%s)\n", orDefault(cfg.ConfigFile))
@@ -75,22 +89,29 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer logs.Close()
-	if os.Getenv(supervisor.EnvServe) == "1" {
+	if serving {
 		if err := serve(cfg, logs); err != nil {
 			logs.Logger.Error("serving process stopped", "error", err.Error())
 			return 1
 		}
 		return 0
 	}
+	// Once, in the error log's format; a reload logs its own the same way.
+	for _, w := range warnings {
+		logs.Logger.Warn("config: " + w)
+	}
 	err = supervisor.Run(cfg, supervisor.Options{
-		Args:   args,
-		Logger: logs.Logger,
+		Args:    args,
+		Version: version(),
+		Logger:  logs.Logger,
 		Load: func() (*config.Config, []string, error) {
 			fs := config.NewFlagSet("asyncd")
 			fs.SetOutput(io.Discard)
 			c, w, err := config.Load(fs, args, os.Environ())
 			if err == nil {
-				err = validate(c)
+				if errs := validate(c, false); len(errs) > 0 {
+					err = config.Errors(errs)
+				}
 			}
 			return c, w, err
 		},
@@ -105,18 +126,6 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// validate checks what the config package cannot: the worker class,
-// every route's plugin and options, and access_log_format.
-func validate(cfg *config.Config) error {
-	if _, err := worker.ClassOf(string(cfg.WorkerClass), cfg.Threads); err != nil {
-		return fmt.Errorf("%s: %w", cfg.Source.Of("worker_class"), err)
-	}
-	if _, err := worker.BuildRoutes(cfg); err != nil {
-		return fmt.Errorf("%s: %w", orDefault(cfg.Source.Of("routes")), err)
-	}
-	return validateAccessLog(cfg)
-}
-
 func orDefault(s string) string {
 	if s == "" {
 		return "defaults"
@@ -125,7 +134,7 @@ func orDefault(s string) string {
 }
 
 func printVersion(w io.Writer) {
-	fmt.Fprintf(w, "asyncd %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "asyncd %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	for _, name := range []string{"epoll", "io_uring"} {
 		if err := worker.Backends[name].Probe(); err != nil {
 			fmt.Fprintf(w, "backend %s: unavailable here: %v\n", name, err)
@@ -133,6 +142,15 @@ func printVersion(w io.Writer) {
 			fmt.Fprintf(w, "backend %s: available\n", name)
 		}
 	}
+}
+
+// durationText writes durations as the config does ("30s", "1m30s"), not
+// as JSON's default of nanoseconds.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // errorLog is the error log with its file, reopenable on SIGUSR1.
@@ -170,6 +188,7 @@ func openErrorLog(cfg *config.Config, stderr io.Writer) (*errorLog, error) {
 	}
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel.Slog()}
 	if cfg.ErrorLogFormat == "json" {
+		opts.ReplaceAttr = durationText
 		el.Logger = slog.New(slog.NewJSONHandler(w, opts))
 	} else {
 		el.Logger = slog.New(slog.NewTextHandler(w, opts))

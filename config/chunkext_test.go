@@ -28,7 +28,7 @@ func TestLimitChunkExtension(t *testing.T) {
 	}
 	for _, bad := range []string{"0", "-1", "1048577"} {
 		_, _, err := loadMem(yamlFile("limit_chunk_extension: "+bad+"\n"), withFile)
-		if err == nil || !strings.Contains(err.Error(), "asyncd.yaml: limit_chunk_extension: must be between 1 and 1048576") {
+		if err == nil || !strings.Contains(err.Error(), "asyncd.yaml:1: limit_chunk_extension: must be between 1 and 1048576") {
 			t.Errorf("limit_chunk_extension: %s: %v", bad, err)
 		}
 	}

@@ -135,6 +135,7 @@ type Error struct {
 	Key    string // setting key or path such as "routes[2].handler"; may be ""
 	Msg    string // the message after the source, usually starting with Key
 	Err    error  // underlying error, if any
+	Kind   Kind   // what to do about it, for the --check-config report; 0 = KindValue
 }
 
 // Error returns "source: message", or the message alone without a source.
@@ -184,6 +185,15 @@ var workerAliases = map[string]WorkerClass{
 	"gunicorn.workers.ggevent.geventworker": WorkerAsync,
 	"gunicorn.workers.geventlet.eventletworker": WorkerAsync,
 	"gunicorn.workers.gtornado.tornadoworker":   WorkerAsync,
+	// Gunicorn's entry-point spelling of its own classes.
+	"egg:gunicorn#sync":     WorkerSync,
+	"egg:gunicorn#gthread":  WorkerGthread,
+	"egg:gunicorn#gevent":   WorkerAsync,
+	"egg:gunicorn#eventlet": WorkerAsync,
+	"egg:gunicorn#tornado":  WorkerAsync,
+	// gevent-websocket's worker: gevent, plus WebSocket upgrades, which
+	// async routes can do with http.Hijacker.
+	"geventwebsocket.gunicorn.workers.geventwebsocketworker": WorkerAsync,
 }
 
 // Normalized returns the asyncd class w stands for (gevent -> async), or ""

@@ -16,15 +16,16 @@ import (
 type origin int
 
 const (
-	fromFile origin = iota // YAML or .py: typed values
-	fromEnv                // one string; lists and maps are comma-separated
-	fromFlag               // []string, one element per occurrence
+	fromFile    origin = iota // YAML or .py: typed values
+	fromEnv                   // one string; lists and maps are comma-separated
+	fromFlag                  // []string, one element per occurrence
+	fromCmdArgs               // a flag in GUNICORN_CMD_ARGS: as fromFlag
 )
 
 // decode turns a raw value into the Go value of s's Config field. Errors
 // are the detail after "key: ".
 func decode(s *Setting, raw any, o origin) (any, error) {
-	if o == fromFlag {
+	if o == fromFlag || o == fromCmdArgs {
 		vals := raw.([]string)
 		if s.Type != TypeStringList {
 			// A repeated scalar flag: the last occurrence wins, as in argparse.
@@ -46,7 +47,7 @@ func decode(s *Setting, raw any, o origin) (any, error) {
 		n, err := decodeInt(raw)
 		return int(n), err
 	case TypeDuration:
-		return decodeDuration(raw)
+		return DecodeDuration(raw)
 	case TypeSize:
 		return decodeSize(raw)
 	case TypeFileMode:
@@ -155,9 +156,13 @@ func secondsToDuration(f float64) (time.Duration, bool) {
 	return time.Duration(math.Round(f * float64(time.Second))), true
 }
 
-// decodeDuration reads Gunicorn's seconds (30, "30", 2.5) or a Go duration.
-func decodeDuration(raw any) (time.Duration, error) {
+// DecodeDuration reads a duration as every setting and every plugin option
+// takes one: Gunicorn's seconds as a number or a string (30, "30", 2.5,
+// "2.5") or a Go duration ("1m30s", "250ms").
+func DecodeDuration(raw any) (time.Duration, error) {
 	switch x := raw.(type) {
+	case time.Duration:
+		return x, nil
 	case int, int64, uint64:
 		n, err := decodeInt(x)
 		if err != nil || n > int64(maxSeconds) || n < -int64(maxSeconds) {

@@ -1,7 +1,10 @@
 // Package config owns asyncd's configuration: the one table of settings
-// (Describe), loading them from built-in defaults, a YAML file or a Gunicorn
-// .py file, ASYNCD_<KEY> environment variables and command-line flags (in
-// that order, later sources winning), validating them, and the --help text.
+// (Describe), loading them from built-in defaults (Gunicorn's
+// WEB_CONCURRENCY and PORT among them), a YAML file or a Gunicorn .py file,
+// the flags in GUNICORN_CMD_ARGS, ASYNCD_<KEY> environment variables and
+// command-line flags (in that order, later sources winning), validating
+// them, and the --help text. Load reports every problem it can find in one
+// pass, each saying what to do about it (Kind), for --check-config.
 //
 // Keys use Gunicorn's names wherever Gunicorn has the setting, so a Gunicorn
 // configuration mostly carries over; Gunicorn settings asyncd cannot honour

@@ -16,7 +16,7 @@ func ExampleLoad() {
 	dir, _ := os.MkdirTemp("", "asyncd-example")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "asyncd.yaml")
-	os.WriteFile(path, []byte("bind: [':8080']\nworkers: 1\npreload_app: true\n"), 0o600)
+	os.WriteFile(path, []byte("bind: [':8080']\nworkers: 1\npreload_app: true\nroutes: [{path: /, handler: static}]\n"), 0o600)
 
 	fs := config.NewFlagSet("asyncd")
 	cfg, warnings, err := config.Load(fs, []string{"-c", path, "--keep-alive", "75s", "--print-config"},
@@ -37,7 +37,7 @@ func ExampleLoad() {
 	_, _, err = config.Load(config.NewFlagSet("asyncd"), []string{"-w", "-3"}, nil)
 	fmt.Println(err)
 	// Output:
-	// warning: asyncd.yaml: preload_app has no effect in asyncd: handlers are compiled into the binary; there is no application to load before forking
+	// warning: asyncd.yaml:3: preload_app has no effect in asyncd: handlers are compiled into the binary; there is no application to load before forking
 	// [:8080] 1 1m15s 45s ASYNCD_TIMEOUT true
 	// --workers: workers: must be >= 0, got -3
 }

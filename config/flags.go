@@ -97,9 +97,10 @@ func flagError(fs *pflag.FlagSet, err error) error {
 func Help(prog string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "usage: %s [OPTIONS]\n\n", prog)
-	wrapTo(&b, "", "Settings come from built-in defaults, then the config file (-c), then "+
-		"ASYNCD_<KEY> environment variables, then these flags; later sources win. Durations are "+
-		"seconds (30) or Go durations (1m30s, 250ms); sizes are bytes or 64KiB, 10MB, 1GiB.", 80)
+	wrapTo(&b, "", "Settings come from built-in defaults (with Gunicorn's WEB_CONCURRENCY and PORT), "+
+		"then the config file (-c), then the flags in GUNICORN_CMD_ARGS, then ASYNCD_<KEY> environment "+
+		"variables, then these flags; later sources win. Durations are seconds (30, 2.5) or Go "+
+		"durations (1m30s, 250ms); sizes are bytes or 64KiB, 10MB, 1GiB.", 80)
 	b.WriteString("\n")
 	for _, k := range []string{"help", "version"} {
 		writeFlagHelp(&b, lookup(k))

@@ -11,9 +11,9 @@ var (
 	pyIdent       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
-// FuzzGunicornPy: the .py reader never panics, every error is one line
-// naming the file and a line within it, and whatever loads prints as YAML
-// that loads back the same.
+// FuzzGunicornPy: the .py reader never panics, every problem is one line
+// naming the file and a line within it, the problems come in line order,
+// and whatever loads prints as YAML that loads back the same.
 func FuzzGunicornPy(f *testing.F) {
 	for _, seed := range []string{
 		typicalGunicorn,
@@ -48,11 +48,11 @@ func FuzzGunicornPy(f *testing.F) {
 	})
 }
 
-var yamlErrorPrefix = regexp.MustCompile(`^asyncd\.yaml: `)
+var yamlErrorPrefix = regexp.MustCompile(`^asyncd\.yaml(:[1-9][0-9]*)?: `)
 
-// FuzzYAML: loading arbitrary YAML never panics, every error is one line
-// starting with the file name, and whatever loads prints as YAML that loads
-// back the same.
+// FuzzYAML: loading arbitrary YAML never panics, every problem is one line
+// starting with the file name (and the line of its key), and whatever loads
+// prints as YAML that loads back the same.
 func FuzzYAML(f *testing.F) {
 	for _, seed := range []string{
 		"workers: 2\nbind: [':80']\n",
@@ -72,11 +72,13 @@ func FuzzYAML(f *testing.F) {
 		if err != nil {
 			checkFuzzError(t, err, yamlErrorPrefix)
 			// After the file name: a line, or the key at fault.
-			rest := strings.TrimPrefix(err.Error(), "asyncd.yaml: ")
-			key, _, _ := strings.Cut(rest, ":")
-			if !strings.HasPrefix(rest, "line ") && !strings.HasPrefix(rest, "unknown key ") &&
-				lookup(key) == nil && !strings.HasPrefix(key, "routes[") {
-				t.Fatalf("error names neither a line nor a key: %q", err)
+			for _, e := range AllErrors(err) {
+				rest := yamlErrorPrefix.ReplaceAllString(e.Error(), "")
+				key, _, _ := strings.Cut(rest, ":")
+				if !strings.HasPrefix(rest, "line ") && !strings.HasPrefix(rest, "unknown key ") &&
+					lookup(key) == nil && !strings.HasPrefix(key, "routes[") {
+					t.Fatalf("error names neither a line nor a key: %q", e)
+				}
 			}
 			return
 		}
@@ -86,12 +88,24 @@ func FuzzYAML(f *testing.F) {
 
 func checkFuzzError(t *testing.T, err error, prefix *regexp.Regexp) {
 	t.Helper()
-	msg := err.Error()
-	if !prefix.MatchString(msg) {
-		t.Fatalf("error does not name the file (and line): %q", msg)
+	list := AllErrors(err)
+	if len(list) == 0 {
+		t.Fatalf("error %T is not a config error: %v", err, err)
 	}
-	if strings.ContainsAny(msg, "\n\r") {
-		t.Fatalf("error is not one line: %q", msg)
+	last := 0
+	for _, e := range list {
+		msg := e.Error()
+		if !prefix.MatchString(msg) {
+			t.Fatalf("error does not name the file (and line): %q", msg)
+		}
+		if strings.ContainsAny(msg, "\n\r") {
+			t.Fatalf("error is not one line: %q", msg)
+		}
+		if _, line := sourceRank(e.Source); line < last {
+			t.Fatalf("errors out of line order:\n%v", err)
+		} else {
+			last = line
+		}
 	}
 }
 

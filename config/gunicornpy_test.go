@@ -46,8 +46,9 @@ func TestGunicornTypical(t *testing.T) {
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", *c, *want)
 	}
+	// preload_app = False is Gunicorn's default: no warning.
 	wantWarn := []string{
-		"gunicorn.conf.py:13: preload_app has no effect in asyncd: handlers are compiled into the binary; there is no application to load before forking",
+		"gunicorn.conf.py: routes: none are configured, so every request is answered 404 Not Found: add routes (path and handler) to the config file",
 		`gunicorn.conf.py:4: worker_class: "gevent" runs as asyncd's "async" class (handlers are Go code; nothing is monkey-patched)`,
 		"gunicorn.conf.py:7: keepalive: 2s is shorter than the idle timeouts of most proxies and load balancers (nginx, AWS ALB: 60s); behind one, expect 502s on reused connections (asyncd's default is 90s)",
 	}
@@ -135,17 +136,17 @@ func TestGunicornErrors(t *testing.T) {
 		name, src, want string
 	}{
 		{"the issue's example", "# gunicorn config\n\nworkers = multiprocessing.cpu_count()*2+1\n",
-			f + "3: workers = multiprocessing.cpu_count()*2+1 is an expression; asyncd reads literals only: set workers = 0 for one event loop per CPU"},
+			f + "3: workers = multiprocessing.cpu_count()*2+1 is an expression; asyncd reads literals only: set workers = 0 for one event loop per CPU (with no workers, $WEB_CONCURRENCY is the default, as in Gunicorn)"},
 		{"import", "import multiprocessing\nworkers = 2\n",
 			f + "1: import multiprocessing: asyncd reads literal assignments only and runs no Python, so imports cannot work; delete it (instead of multiprocessing.cpu_count(), set workers = 0: one event loop per CPU)"},
 		{"from import", "from os import environ\n",
 			f + "1: from os import environ: asyncd reads literal assignments only and runs no Python, so imports cannot work; delete it (instead of reading os.environ, set ASYNCD_<KEY> environment variables)"},
 		{"environ lookup", "bind = '0.0.0.0:' + os.environ.get('PORT', '8000')\n",
-			f + "1: bind = '0.0.0.0:' + os.environ.get('PORT', '8000') is an expression; asyncd reads literals only: write the address itself, e.g. bind = \"0.0.0.0:8000\", or pass it with ASYNCD_BIND or -b"},
+			f + "1: bind = '0.0.0.0:' + os.environ.get('PORT', '8000') is an expression; asyncd reads literals only: write the address itself, e.g. bind = \"0.0.0.0:8000\", or pass it with ASYNCD_BIND or -b (with no bind, $PORT means 0.0.0.0:$PORT, as in Gunicorn)"},
 		{"helper literal", "port = 8000\n",
 			f + `1: unknown key "port"`},
 		{"f-string value", "bind = f\"0.0.0.0:{8000}\"\n",
-			f + `1: bind = f"0.0.0.0:{8000}" uses an f-string; asyncd reads literals only: write the address itself, e.g. bind = "0.0.0.0:8000", or pass it with ASYNCD_BIND or -b`},
+			f + `1: bind = f"0.0.0.0:{8000}" uses an f-string; asyncd reads literals only: write the address itself, e.g. bind = "0.0.0.0:8000", or pass it with ASYNCD_BIND or -b (with no bind, $PORT means 0.0.0.0:$PORT, as in Gunicorn)`},
 		{"generic hint", "timeout = 10 * 3\n",
 			f + "1: timeout = 10 * 3 is an expression; asyncd reads literals only: write the value itself, or set it with ASYNCD_TIMEOUT or --timeout"},
 		{"multi-line expression", "threads = (\n  1 +\n  2)\n",
@@ -157,7 +158,8 @@ func TestGunicornErrors(t *testing.T) {
 		{"unimplemented setting expression", "proc_name = NAME\n",
 			f + "1: proc_name = NAME is an expression; asyncd reads literals only: delete it (proc_name has no effect in asyncd: asyncd does not rename its processes)"},
 		{"hook", "bind = ':80'\n\ndef on_starting(server):\n    server.log.info('hi')\n",
-			f + "3: def on_starting(server): " + reasonHooks},
+			f + "3: def on_starting(server): a server hook is a Python function, and asyncd runs no Python: " +
+				"run that step with ExecStartPre= in the systemd unit, or in the container's entrypoint before exec asyncd"},
 		{"function", "def helper():\n    return 1\n",
 			f + "1: def helper(): functions are Python code; asyncd reads literal assignments only (name = value)"},
 		{"if block", "if True:\n    workers = 2\n",
@@ -171,10 +173,10 @@ func TestGunicornErrors(t *testing.T) {
 		{"annotation", "workers: int = 1\n",
 			f + "1: workers: int = 1 is not an assignment; asyncd reads literal assignments only (name = value)"},
 		{"chained assignment", "workers = threads = 2\n",
-			f + "1: workers = threads = 2 is an expression; asyncd reads literals only: set workers = 0 for one event loop per CPU"},
+			f + "1: workers = threads = 2 is an expression; asyncd reads literals only: set workers = 0 for one event loop per CPU (with no workers, $WEB_CONCURRENCY is the default, as in Gunicorn)"},
 		{"bare number", "42\n",
 			f + "1: 42 is not an assignment; asyncd reads literal assignments only (name = value)"},
-		{"unterminated string", "a = 1\nbind = \"0.0.0.0:8000\n",
+		{"unterminated string", "workers = 1\nbind = \"0.0.0.0:8000\n",
 			f + "2: unterminated string (the closing quote is missing on this line)"},
 		{"unterminated triple", "x = '''abc\n\n",
 			f + "1: unterminated string"},
@@ -198,7 +200,9 @@ func TestGunicornErrors(t *testing.T) {
 		{"type error with line", "bind = 8000\n", f + "1: bind: must be a list of strings, got 8000 (a number)"},
 		{"refused setting", "daemon = True\n",
 			f + "1: daemon: not supported: asyncd does not daemonize: run it in the foreground under systemd, supervisord or a container runtime"},
-		{"hook assigned", "when_ready = None\n", f + "1: when_ready: not supported: " + reasonHooks},
+		{"hook assigned", "when_ready = None\n", f + "1: when_ready: a server hook is a Python function, and asyncd runs no Python: " +
+			"asyncd reports readiness: with Type=notify, systemd starts units ordered After=asyncd.service once asyncd serves " +
+			"(or use ExecStartPost=); load balancers and Kubernetes use the health plugin's readiness route"},
 		{"stray character", "workers = 2 ?\n", f + `1: unexpected character '?'`},
 		{"N escape", `a = "\N{BULLET}"`, f + `1: \N{...} escapes are not supported: write the character itself`},
 		{"deep nesting", "a = " + strings.Repeat("[", 70) + strings.Repeat("]", 70) + "\n",

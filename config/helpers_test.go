@@ -32,7 +32,11 @@ func memOpen(files map[string]string) func(string) koanf.Provider {
 
 // loadMem runs the whole of Load against in-memory files.
 func loadMem(files map[string]string, args []string, environ ...string) (*Config, []string, error) {
-	return load(NewFlagSet("asyncd"), args, environ, memOpen(files))
+	c, w, err := load(NewFlagSet("asyncd"), args, environ, memOpen(files))
+	if err != nil {
+		return nil, w, err
+	}
+	return c, w, nil
 }
 
 // mustLoad fails the test on a load error.

@@ -28,18 +28,34 @@ type entry struct {
 	o   origin
 }
 
-// Load builds the configuration: defaults, then the config file (-c, or
-// ASYNCD_CONFIG), then ASYNCD_* variables from environ, then the flags in
-// args, each overriding the one before. fs must come from NewFlagSet and be
-// used once. It returns ErrHelp or ErrVersion (without reading anything
+// Load builds the configuration: defaults (Gunicorn's WEB_CONCURRENCY and
+// PORT among them), then the config file (-c, or ASYNCD_CONFIG), then
+// GUNICORN_CMD_ARGS, then ASYNCD_* variables from environ, then the flags
+// in args, each overriding the one before. fs must come from NewFlagSet and
+// be used once. It returns ErrHelp or ErrVersion (without reading anything
 // else) when those flags are given, and otherwise either a validated Config
-// with warnings about settings that have no effect, or one *Error naming the
-// source and the key. Load prints nothing.
+// with warnings about settings that have no effect, or the problems it
+// found: every one it could find in one pass, as Errors (one *Error each,
+// naming the source and the key), with the warnings found so far. Load
+// prints nothing.
 func Load(fs *pflag.FlagSet, args []string, environ []string) (*Config, []string, error) {
+	cfg, warn, err := Check(fs, args, environ)
+	if err != nil {
+		return nil, warn, err
+	}
+	return cfg, warn, nil
+}
+
+// Check is Load for --check-config: with the problems, it also returns the
+// Config as far as it could be read (nil when the file could not be read
+// at all), so that the caller can check what depends on it, such as the
+// handler plugins' options, in the same pass. A Config returned with an
+// error must not be served.
+func Check(fs *pflag.FlagSet, args []string, environ []string) (*Config, []string, error) {
 	return load(fs, args, environ, func(path string) koanf.Provider { return file.Provider(path) })
 }
 
-// load is Load with the file opener injectable, for tests and fuzzing.
+// load is Check with the file opener injectable, for tests and fuzzing.
 func load(fs *pflag.FlagSet, args, environ []string, open func(string) koanf.Provider) (*Config, []string, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, flagError(fs, err)
@@ -63,38 +79,35 @@ func load(fs *pflag.FlagSet, args, environ []string, open func(string) koanf.Pro
 	if err != nil {
 		return nil, nil, err
 	}
+	var p problems
+	cmdEntries := cmdArgsLayer(environ, &p)
 
 	cfg := Default()
-	var warn []string
+	cfg.applyAll(gunicornEnvDefaults(environ), &p)
 	// The config file's own name comes from the later sources.
-	for _, layer := range [][]entry{envEntries, flagEntries} {
+	for _, layer := range [][]entry{cmdEntries, envEntries, flagEntries} {
 		for _, e := range layer {
 			if e.key == "config" {
-				if err := cfg.apply(e, &warn); err != nil {
-					return nil, nil, err
+				if err := cfg.apply(e, &p); err != nil {
+					return nil, p.warnings(), err
 				}
 			}
 		}
 	}
 	if path := cfg.ConfigFile; path != "" {
-		fileEntries, err := fileLayer(path, open)
+		fileEntries, err := fileLayer(path, open, &p)
 		if err != nil {
-			return nil, nil, err
+			return nil, p.warnings(), err
 		}
-		if err := cfg.applyAll(fileEntries, &warn); err != nil {
-			return nil, nil, err
-		}
+		cfg.applyAll(fileEntries, &p)
 	}
-	for _, layer := range [][]entry{envEntries, flagEntries} {
-		if err := cfg.applyAll(layer, &warn); err != nil {
-			return nil, nil, err
-		}
+	for _, layer := range [][]entry{cmdEntries, envEntries, flagEntries} {
+		cfg.applyAll(layer, &p)
 	}
 	cfg.Actions = Actions{CheckConfig: on(fs, "check-config"), PrintConfig: on(fs, "print-config")}
-	if err := cfg.Validate(); err != nil {
-		return nil, nil, err
-	}
-	return cfg, append(warn, cfg.warnings()...), nil
+	p.add(cfg.Validate())
+	cfg.warnings(&p)
+	return cfg, p.warnings(), p.err()
 }
 
 func on(fs *pflag.FlagSet, name string) bool {
@@ -102,42 +115,61 @@ func on(fs *pflag.FlagSet, name string) bool {
 	return v
 }
 
-func (c *Config) applyAll(entries []entry, warn *[]string) error {
+// applyAll applies every entry, recording each problem.
+func (c *Config) applyAll(entries []entry, p *problems) {
 	for _, e := range entries {
 		if e.key == "config" && e.o != fromFile {
 			continue // applied first, to find the file
 		}
-		if err := c.apply(e, warn); err != nil {
-			return err
-		}
+		p.add(c.apply(e, p))
 	}
-	return nil
 }
 
-// apply decodes one entry onto c, or returns the error naming it.
-func (c *Config) apply(e entry, warn *[]string) error {
+// apply decodes one entry onto c, or returns the error naming it; warnings
+// go to p.
+func (c *Config) apply(e entry, p *problems) error {
 	s := lookup(e.key)
 	if s == nil {
+		if why, ok := ignoredByGunicorn[e.key]; ok && e.o == fromFile {
+			p.warnf(e.src, fmt.Sprintf("%s is not a setting, and Gunicorn ignores it too (%s): delete the line", e.key, why))
+			return nil
+		}
 		return unknownKey(e)
+	}
+	if s.Support != Supported && e.o == fromCmdArgs {
+		// GUNICORN_CMD_ARGS is Gunicorn's: what asyncd cannot honour there
+		// is reported, not fatal.
+		if s.Support == Action || !isGunicornDefault(s.Key, e.val) {
+			p.warnf(e.src, fmt.Sprintf("%s: ignored: %s", s.Key, unsupportedReason(s)))
+		}
+		return nil
 	}
 	switch s.Support {
 	case Ignored:
-		*warn = append(*warn, fmt.Sprintf("%s: %s has no effect in asyncd: %s", e.src, s.Key, s.Reason))
+		if !isGunicornDefault(s.Key, e.val) {
+			p.warnf(e.src, fmt.Sprintf("%s has no effect in asyncd: %s", s.Key, s.Reason))
+		}
 		return nil
 	case RejectedIfSet:
-		if !truthy(e.val) {
-			*warn = append(*warn, fmt.Sprintf("%s: %s has no effect in asyncd: %s", e.src, s.Key, s.Reason))
+		switch {
+		case isGunicornDefault(s.Key, e.val):
+			return nil // what Gunicorn would do too
+		case !truthy(e.val):
+			p.warnf(e.src, fmt.Sprintf("%s has no effect in asyncd: %s", s.Key, s.Reason))
 			return nil
 		}
-		return keyError(e.src, s.Key, "not supported: "+s.Reason)
+		return kindError(keyError(e.src, s.Key, "not supported: "+s.Reason), KindDelete)
 	case Rejected:
-		return keyError(e.src, s.Key, "not supported: "+s.Reason)
+		if s.Group == GroupServerHooks {
+			return kindError(keyError(e.src, s.Key, s.Reason), KindHook)
+		}
+		return kindError(keyError(e.src, s.Key, "not supported: "+s.Reason), KindDelete)
 	case Action:
-		return keyError(e.src, s.Key, fmt.Sprintf("is a command-line action, not a setting: run asyncd --%s", s.Flag))
+		return kindError(keyError(e.src, s.Key, fmt.Sprintf("is a command-line action, not a setting: run asyncd --%s", s.Flag)), KindDelete)
 	}
 	switch {
 	case e.o == fromFile && s.NoFile:
-		return keyError(e.src, s.Key, "cannot be set in a config file: use -c/--config or ASYNCD_CONFIG")
+		return kindError(keyError(e.src, s.Key, "cannot be set in a config file: use -c/--config or ASYNCD_CONFIG"), KindDelete)
 	case e.o == fromEnv && s.Env == "":
 		return keyError(e.src, s.Key, "can only be set in the config file")
 	}
@@ -145,7 +177,7 @@ func (c *Config) apply(e entry, warn *[]string) error {
 	if err != nil {
 		var re *routeError
 		if errors.As(err, &re) {
-			return &Error{Source: e.src, Key: "routes", Msg: re.msg}
+			return &Error{Source: e.src, Key: "routes", Msg: re.msg, Kind: KindValue}
 		}
 		ke := keyError(e.src, s.Key, err.Error())
 		ke.Err = err
@@ -154,6 +186,20 @@ func (c *Config) apply(e entry, warn *[]string) error {
 	reflect.ValueOf(c).Elem().FieldByName(s.Field).Set(reflect.ValueOf(v).Convert(fieldType(s.Field)))
 	c.Source[s.Key] = e.src
 	return nil
+}
+
+// kindError sets e's Kind.
+func kindError(e *Error, k Kind) *Error {
+	e.Kind = k
+	return e
+}
+
+// unsupportedReason is why asyncd does not implement s, for messages.
+func unsupportedReason(s *Setting) string {
+	if s.Support == Action {
+		return "a command-line action, not a setting"
+	}
+	return s.Reason
 }
 
 // truthy is Python's truth for the values Gunicorn's unset settings hold:
@@ -197,9 +243,13 @@ func unknownKey(e entry) error {
 		if s := suggest(key, keyNames); s != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", env(s))
 		}
-		return &Error{Source: e.src, Key: key, Msg: msg}
+		return &Error{Source: e.src, Key: key, Msg: msg, Kind: KindUnknown}
 	}
-	return &Error{Source: e.src, Key: key, Msg: unknownKeyMsg(key, suggest(key, keyNames))}
+	if to, ok := oldNames[key]; ok {
+		return &Error{Source: e.src, Key: key, Kind: KindUnknown,
+			Msg: fmt.Sprintf("unknown key %q: write %s (%s)", key, to.key, to.why)}
+	}
+	return &Error{Source: e.src, Key: key, Msg: unknownKeyMsg(key, suggest(key, keyNames)), Kind: KindUnknown}
 }
 
 func unknownKeyMsg(key, suggestion string) string {
@@ -256,30 +306,39 @@ func editDistance(a, b string) int {
 }
 
 // fileLayer reads the config file: Gunicorn Python if it ends in .py,
-// otherwise YAML.
-func fileLayer(path string, open func(string) koanf.Provider) ([]entry, error) {
+// otherwise YAML. The entries are in line order, each with its file:line.
+// A .py file's statements that cannot be read are recorded in p and the
+// rest is read; an unreadable file or broken YAML is the error returned.
+func fileLayer(path string, open func(string) koanf.Provider, p *problems) ([]entry, error) {
 	if strings.HasPrefix(path, "python:") {
 		return nil, &Error{Source: path, Msg: "python:MODULE configs cannot be read: pass the file's path to -c"}
 	}
 	name := strings.TrimPrefix(path, "file:") // Gunicorn's file:PATH form
-	p := open(name)
+	prov := open(name)
 	if strings.HasSuffix(name, ".py") {
-		data, err := p.ReadBytes()
+		data, err := prov.ReadBytes()
 		if err != nil {
 			return nil, readError(name, err)
 		}
 		assigns, err := parseGunicornPy(name, data)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]entry, len(assigns))
+		p.add(err)
+		// As in Python, the last assignment to a name is the one that
+		// counts: earlier ones are neither applied nor reported.
+		last := map[string]int{}
 		for i, a := range assigns {
-			out[i] = entry{key: a.name, val: a.val, src: fmt.Sprintf("%s:%d", name, a.line), o: fromFile}
+			last[a.name] = i
+		}
+		var out []entry
+		for i, a := range assigns {
+			if last[a.name] == i {
+				out = append(out, entry{key: a.name, val: a.val, src: fmt.Sprintf("%s:%d", name, a.line), o: fromFile})
+			}
 		}
 		return out, nil
 	}
 	k := koanf.New(".")
-	if err := k.Load(p, yamlParser{}); err != nil {
+	lines := map[string]int{}
+	if err := k.Load(prov, yamlParser{lines: lines}); err != nil {
 		var ye *yamlError
 		if errors.As(err, &ye) {
 			return nil, &Error{Source: name, Msg: ye.msg}
@@ -291,16 +350,25 @@ func fileLayer(path string, open func(string) koanf.Provider) ([]entry, error) {
 	for key := range raw {
 		keys = append(keys, key)
 	}
-	sortKeys(keys)
+	sort.Slice(keys, func(a, b int) bool {
+		if la, lb := lines[keys[a]], lines[keys[b]]; la != lb {
+			return la < lb
+		}
+		return keys[a] < keys[b]
+	})
 	out := make([]entry, len(keys))
 	for i, key := range keys {
-		out[i] = entry{key: key, val: raw[key], src: name, o: fromFile}
+		src := name
+		if l := lines[key]; l > 0 {
+			src = fmt.Sprintf("%s:%d", name, l)
+		}
+		out[i] = entry{key: key, val: raw[key], src: src, o: fromFile}
 	}
 	return out, nil
 }
 
-// sortKeys orders keys for deterministic first errors: unknown keys first
-// (they are most likely typos), then the table's order.
+// sortKeys orders environment variables deterministically: unknown names
+// first (most likely typos), then the table's order.
 func sortKeys(keys []string) {
 	rank := func(k string) int {
 		if i, ok := settingIndex[k]; ok {
@@ -326,14 +394,15 @@ func readError(name string, err error) error {
 }
 
 // yamlParser is koanf's YAML parser with messages fit for users: one line,
-// the top level checked to be a mapping, a second document refused.
-type yamlParser struct{}
+// the top level checked to be a mapping, a second document refused. It
+// records the line of each top-level key in lines, when that is not nil.
+type yamlParser struct{ lines map[string]int }
 
 type yamlError struct{ msg string }
 
 func (e *yamlError) Error() string { return e.msg }
 
-func (yamlParser) Unmarshal(b []byte) (map[string]any, error) {
+func (y yamlParser) Unmarshal(b []byte) (map[string]any, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -359,6 +428,11 @@ func (yamlParser) Unmarshal(b []byte) (map[string]any, error) {
 		return map[string]any{}, nil
 	case root.Kind != yaml.MappingNode:
 		return nil, &yamlError{fmt.Sprintf("line %d: the top level must be a mapping of settings (key: value)", root.Line)}
+	}
+	if y.lines != nil {
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			y.lines[root.Content[i].Value] = root.Content[i].Line
+		}
 	}
 	var out map[string]any
 	if err := root.Decode(&out); err != nil {
@@ -482,37 +556,46 @@ func flagLayer(fs *pflag.FlagSet) ([]entry, error) {
 	return out, nil
 }
 
-// warnings reports valid settings that probably do not do what was meant.
-func (c *Config) warnings() []string {
-	var w []string
+// warnings records valid settings that probably do not do what was meant.
+func (c *Config) warnings(p *problems) {
 	src := func(key string) string { return c.Source.Of(key) }
 	if n := runtime.GOMAXPROCS(0); c.Workers > n {
-		w = append(w, fmt.Sprintf("%s: workers: %d event loops on %d CPUs only adds contention "+
-			"(asyncd's loops never block, unlike Gunicorn's processes): use workers = 0 for one per CPU",
-			src("workers"), c.Workers, n))
+		p.warnf(src("workers"), fmt.Sprintf("workers: %d event loops on %d CPUs only adds contention "+
+			"(asyncd's loops never block, unlike Gunicorn's processes): use workers = 0 for one per CPU", c.Workers, n))
 	}
-	if given, n := c.WorkerClass, c.WorkerClass.Normalized(); string(given) != string(n) {
-		w = append(w, fmt.Sprintf("%s: worker_class: %q runs as asyncd's %q class (handlers are Go code; nothing is monkey-patched)",
-			src("worker_class"), string(given), string(n)))
+	if given, n := c.WorkerClass, c.WorkerClass.Normalized(); string(given) != string(n) && n != "" {
+		msg := fmt.Sprintf("worker_class: %q runs as asyncd's %q class (handlers are Go code; nothing is monkey-patched)",
+			string(given), string(n))
+		if note := workerNotes[strings.ToLower(strings.TrimSpace(string(given)))]; note != "" {
+			msg += "; " + note
+		}
+		p.warnf(src("worker_class"), msg)
 	}
 	if c.Threads > 1 && c.WorkerClass.Normalized() == WorkerAsync {
-		w = append(w, fmt.Sprintf("%s: threads has no effect with worker_class %s", src("threads"), c.WorkerClass))
+		p.warnf(src("threads"), fmt.Sprintf("threads has no effect with worker_class %s", c.WorkerClass))
 	}
 	if c.Keepalive > 0 && c.Keepalive < 5*time.Second {
-		w = append(w, fmt.Sprintf("%s: keepalive: %s is shorter than the idle timeouts of most proxies "+
+		p.warnf(src("keepalive"), fmt.Sprintf("keepalive: %s is shorter than the idle timeouts of most proxies "+
 			"and load balancers (nginx, AWS ALB: 60s); behind one, expect 502s on reused connections "+
-			"(asyncd's default is 90s)", src("keepalive"), formatDuration(c.Keepalive)))
+			"(asyncd's default is 90s)", formatDuration(c.Keepalive)))
 	}
 	if c.MaxRequestsJitter > 0 && c.MaxRequests == 0 {
-		w = append(w, fmt.Sprintf("%s: max_requests_jitter has no effect while max_requests is 0", src("max_requests_jitter")))
+		p.warnf(src("max_requests_jitter"), "max_requests_jitter has no effect while max_requests is 0")
+	}
+	if len(c.Routes) == 0 {
+		where := c.Source["routes"]
+		if where == "" {
+			where = c.ConfigFile
+		}
+		p.warnf(where, "routes: none are configured, so every request is answered 404 Not Found: "+
+			"add routes (path and handler) to the config file")
 	}
 	for _, r := range c.Routes {
 		for j, m := range r.Methods {
 			if up := strings.ToUpper(m); up != m {
-				w = append(w, fmt.Sprintf("%s: routes[%d].methods[%d]: %q is not %q: HTTP methods are case-sensitive",
-					src("routes"), r.Index, j, m, up))
+				p.warnf(src("routes"), fmt.Sprintf("routes[%d].methods[%d]: %q is not %q: HTTP methods are case-sensitive",
+					r.Index, j, m, up))
 			}
 		}
 	}
-	return w
 }

@@ -22,25 +22,25 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		// The issue's examples.
 		{name: "misspelled key", yaml: "worker_clas: sync\n",
-			want: `asyncd.yaml: unknown key "worker_clas" (did you mean "worker_class"?)`},
+			want: `asyncd.yaml:1: unknown key "worker_clas" (did you mean "worker_class"?)`},
 		{name: "negative workers", yaml: "workers: -2\n",
-			want: `asyncd.yaml: workers: must be >= 0, got -2`},
+			want: `asyncd.yaml:1: workers: must be >= 0, got -2`},
 		{name: "env duration", env: []string{"ASYNCD_TIMEOUT=abc"},
 			want: `ASYNCD_TIMEOUT: timeout: not a duration: "abc"`},
 		{name: "misspelled route key", yaml: "routes:\n- {path: /a, handler: h}\n- {path: /b, handler: h}\n- {path: /c, hanlder: h}\n",
-			want: `asyncd.yaml: unknown key "routes[2].hanlder" (did you mean "routes[2].handler"?)`},
+			want: `asyncd.yaml:1: unknown key "routes[2].hanlder" (did you mean "routes[2].handler"?)`},
 
 		// Keys.
 		{name: "unknown key without suggestion", yaml: "frobnicate: 1\n",
-			want: `asyncd.yaml: unknown key "frobnicate"`},
+			want: `asyncd.yaml:1: unknown key "frobnicate"`},
 		{name: "hyphenated key", yaml: "worker-class: sync\n",
-			want: `asyncd.yaml: unknown key "worker-class" (did you mean "worker_class"?)`},
-		{name: "unknown keys come first", yaml: "workers: -1\nworkerz: 1\n",
-			want: `asyncd.yaml: unknown key "workerz" (did you mean "workers"?)`},
+			want: `asyncd.yaml:1: unknown key "worker-class" (did you mean "worker_class"?)`},
+		{name: "every problem, in line order", yaml: "workers: -1\nworkerz: 1\n",
+			want: "asyncd.yaml:1: workers: must be >= 0, got -1\n" + `asyncd.yaml:2: unknown key "workerz" (did you mean "workers"?)`},
 		{name: "config inside the file", yaml: "config: other.yaml\n",
-			want: `asyncd.yaml: config: cannot be set in a config file: use -c/--config or ASYNCD_CONFIG`},
+			want: `asyncd.yaml:1: config: cannot be set in a config file: use -c/--config or ASYNCD_CONFIG`},
 		{name: "action as a key", yaml: "check_config: true\n",
-			want: `asyncd.yaml: check_config: is a command-line action, not a setting: run asyncd --check-config`},
+			want: `asyncd.yaml:1: check_config: is a command-line action, not a setting: run asyncd --check-config`},
 
 		// YAML structure.
 		{name: "yaml syntax", yaml: "workers: [1,\n",
@@ -59,124 +59,125 @@ func TestLoadErrors(t *testing.T) {
 			want: `asyncd.yaml: line 2: mapping key "workers" already defined at line 1`},
 
 		// Types.
-		{name: "int from word", yaml: "workers: four\n", want: `asyncd.yaml: workers: not an integer: "four"`},
-		{name: "int from list", yaml: "workers: [1]\n", want: `asyncd.yaml: workers: must be an integer, got a list`},
-		{name: "int from fraction", yaml: "workers: 1.5\n", want: `asyncd.yaml: workers: not an integer: 1.5`},
-		{name: "int from null", yaml: "workers:\n", want: `asyncd.yaml: workers: must be an integer, got null`},
+		{name: "int from word", yaml: "workers: four\n", want: `asyncd.yaml:1: workers: not an integer: "four"`},
+		{name: "int from list", yaml: "workers: [1]\n", want: `asyncd.yaml:1: workers: must be an integer, got a list`},
+		{name: "int from fraction", yaml: "workers: 1.5\n", want: `asyncd.yaml:1: workers: not an integer: 1.5`},
+		{name: "int from null", yaml: "workers:\n", want: `asyncd.yaml:1: workers: must be an integer, got null`},
 		{name: "bool from word", yaml: "reuse_port: maybe\n",
-			want: `asyncd.yaml: reuse_port: not a boolean: "maybe" (use true or false)`},
+			want: `asyncd.yaml:1: reuse_port: not a boolean: "maybe" (use true or false)`},
 		{name: "bool from number", yaml: "reuse_port: 1\n",
-			want: `asyncd.yaml: reuse_port: must be true or false, got 1 (a number)`},
+			want: `asyncd.yaml:1: reuse_port: must be true or false, got 1 (a number)`},
 		{name: "string from bool", yaml: "server_header: true\n",
-			want: `asyncd.yaml: server_header: must be a string, got true (a boolean)`},
-		{name: "duration from word", yaml: "keepalive: soon\n", want: `asyncd.yaml: keepalive: not a duration: "soon"`},
+			want: `asyncd.yaml:1: server_header: must be a string, got true (a boolean)`},
+		{name: "duration from word", yaml: "keepalive: soon\n", want: `asyncd.yaml:1: keepalive: not a duration: "soon"`},
 		{name: "duration from list", yaml: "keepalive: [1]\n",
-			want: `asyncd.yaml: keepalive: must be a duration (seconds, or a Go duration such as 1m30s), got a list`},
+			want: `asyncd.yaml:1: keepalive: must be a duration (seconds, or a Go duration such as 1m30s), got a list`},
 		{name: "size ambiguous unit", yaml: "limit_request_body: 10M\n",
-			want: `asyncd.yaml: limit_request_body: not a size: "10M" (ambiguous unit: write MB for powers of 1000 or MiB for powers of 1024)`},
+			want: `asyncd.yaml:1: limit_request_body: not a size: "10M" (ambiguous unit: write MB for powers of 1000 or MiB for powers of 1024)`},
 		{name: "size unknown unit", yaml: "limit_request_body: 10 parsecs\n",
-			want: `asyncd.yaml: limit_request_body: not a size: "10 parsecs" (use bytes, or a unit: KB MB GB TB, KiB MiB GiB TiB)`},
+			want: `asyncd.yaml:1: limit_request_body: not a size: "10 parsecs" (use bytes, or a unit: KB MB GB TB, KiB MiB GiB TiB)`},
 		{name: "size fraction of a byte", yaml: "limit_request_body: 0.3KiB\n",
-			want: `asyncd.yaml: limit_request_body: not a whole number of bytes: "0.3KiB"`},
-		{name: "mode not octal", yaml: `socket_mode: "0999"` + "\n", want: `asyncd.yaml: socket_mode: not an octal mode: "0999"`},
+			want: `asyncd.yaml:1: limit_request_body: not a whole number of bytes: "0.3KiB"`},
+		{name: "mode not octal", yaml: `socket_mode: "0999"` + "\n", want: `asyncd.yaml:1: socket_mode: not an octal mode: "0999"`},
 		{name: "mode decimal int", yaml: "socket_mode: 660\n",
-			want: `asyncd.yaml: socket_mode: must be between 0000 and 0777, got 01224 (the number 660: write octal modes as a string such as "0660")`},
+			want: `asyncd.yaml:1: socket_mode: must be between 0000 and 0777, got 01224 (the number 660: write octal modes as a string such as "0660")`},
 		{name: "list item not string", yaml: "bind: [8000]\n",
-			want: `asyncd.yaml: bind: item 0 must be a string, got 8000 (a number)`},
+			want: `asyncd.yaml:1: bind: item 0 must be a string, got 8000 (a number)`},
 		{name: "map value not string", yaml: "secure_scheme_headers: {X-PROTO: 1}\n",
-			want: `asyncd.yaml: secure_scheme_headers: X-PROTO: must be a string, got 1 (a number)`},
+			want: `asyncd.yaml:1: secure_scheme_headers: X-PROTO: must be a string, got 1 (a number)`},
 		{name: "map from list", yaml: "secure_scheme_headers: [a]\n",
-			want: `asyncd.yaml: secure_scheme_headers: must be a mapping of header name to value, got a list`},
+			want: `asyncd.yaml:1: secure_scheme_headers: must be a mapping of header name to value, got a list`},
 		{name: "enum", yaml: "backend: kqueue\n",
-			want: `asyncd.yaml: backend: must be one of auto, epoll, io_uring, got "kqueue"`},
+			want: `asyncd.yaml:1: backend: must be one of auto, epoll, io_uring, got "kqueue"`},
 		{name: "worker class", yaml: "worker_class: fast\n",
-			want: `asyncd.yaml: worker_class: must be one of sync, async, gthread (or Gunicorn's gevent, eventlet, tornado, uvicorn), got "fast"`},
+			want: `asyncd.yaml:1: worker_class: must be one of sync, async, gthread (or Gunicorn's gevent, eventlet, tornado, uvicorn), got "fast"`},
 		{name: "log level", yaml: "loglevel: verbose\n",
-			want: `asyncd.yaml: loglevel: must be one of debug, info, warning, error, critical, got "verbose"`},
+			want: `asyncd.yaml:1: loglevel: must be one of debug, info, warning, error, critical, got "verbose"`},
 		{name: "proxy protocol", yaml: "proxy_protocol: v3\n",
-			want: `asyncd.yaml: proxy_protocol: must be one of off, v1, v2, auto, got "v3"`},
+			want: `asyncd.yaml:1: proxy_protocol: must be one of off, v1, v2, auto, got "v3"`},
 
 		// Values.
-		{name: "threads", yaml: "threads: 0\n", want: `asyncd.yaml: threads: must be >= 1, got 0`},
-		{name: "backlog", yaml: "backlog: 0\n", want: `asyncd.yaml: backlog: must be >= 1, got 0`},
-		{name: "body buffer", yaml: "body_buffer_size: 0\n", want: `asyncd.yaml: body_buffer_size: must be >= 1, got 0`},
+		{name: "threads", yaml: "threads: 0\n", want: `asyncd.yaml:1: threads: must be >= 1, got 0`},
+		{name: "backlog", yaml: "backlog: 0\n", want: `asyncd.yaml:1: backlog: must be >= 1, got 0`},
+		{name: "body buffer", yaml: "body_buffer_size: 0\n", want: `asyncd.yaml:1: body_buffer_size: must be >= 1, got 0`},
 		{name: "request line", yaml: "limit_request_line: 9000\n",
-			want: `asyncd.yaml: limit_request_line: must be between 0 and 8190, got 9000`},
+			want: `asyncd.yaml:1: limit_request_line: must be between 0 and 8190, got 9000`},
 		{name: "header count", yaml: "limit_request_fields: 40000\n",
-			want: `asyncd.yaml: limit_request_fields: must be between 0 and 32768, got 40000`},
+			want: `asyncd.yaml:1: limit_request_fields: must be between 0 and 32768, got 40000`},
 		{name: "field size", yaml: "limit_request_field_size: -1\n",
-			want: `asyncd.yaml: limit_request_field_size: must be between 0 and 1048576, got -1`},
-		{name: "negative duration", yaml: "keepalive: -5\n", want: `asyncd.yaml: keepalive: must be >= 0, got -5s`},
-		{name: "zero header timeout", yaml: "header_timeout: 0\n", want: `asyncd.yaml: header_timeout: must be > 0, got 0s`},
-		{name: "negative size", yaml: "limit_request_body: -1\n", want: `asyncd.yaml: limit_request_body: must be >= 0, got -1`},
-		{name: "zero output buffer", yaml: "output_buffer_limit: 0\n", want: `asyncd.yaml: output_buffer_limit: must be >= 1, got 0`},
-		{name: "umask range", yaml: `umask: "1777"` + "\n", want: `asyncd.yaml: umask: must be between 0000 and 0777, got 01777`},
+			want: `asyncd.yaml:1: limit_request_field_size: must be between 0 and 1048576, got -1`},
+		{name: "negative duration", yaml: "keepalive: -5\n", want: `asyncd.yaml:1: keepalive: must be >= 0, got -5s`},
+		{name: "zero header timeout", yaml: "header_timeout: 0\n", want: `asyncd.yaml:1: header_timeout: must be > 0, got 0s`},
+		{name: "negative size", yaml: "limit_request_body: -1\n", want: `asyncd.yaml:1: limit_request_body: must be >= 0, got -1`},
+		{name: "zero output buffer", yaml: "output_buffer_limit: 0\n", want: `asyncd.yaml:1: output_buffer_limit: must be >= 1, got 0`},
+		{name: "umask range", yaml: `umask: "1777"` + "\n", want: `asyncd.yaml:1: umask: must be between 0000 and 0777, got 01777`},
 		{name: "bind host only", yaml: "bind: 0.0.0.0\n",
-			want: `asyncd.yaml: bind: item 0: "0.0.0.0": missing port, e.g. 0.0.0.0:8000`},
+			want: `asyncd.yaml:1: bind: item 0: "0.0.0.0": missing port, e.g. 0.0.0.0:8000`},
 		{name: "bind bare ipv6", yaml: `bind: "::1:80"` + "\n",
-			want: `asyncd.yaml: bind: item 0: "::1:80": write IPv6 addresses in brackets, e.g. [::1]:8000`},
+			want: `asyncd.yaml:1: bind: item 0: "::1:80": write IPv6 addresses in brackets, e.g. [::1]:8000`},
 		{name: "bind port", yaml: "bind: [':80', ':99999']\n",
-			want: `asyncd.yaml: bind: item 1: ":99999": port must be a number from 0 to 65535`},
-		{name: "bind empty", yaml: "bind: []\n", want: `asyncd.yaml: bind: must name at least one address`},
+			want: `asyncd.yaml:1: bind: item 1: ":99999": port must be a number from 0 to 65535`},
+		{name: "bind empty", yaml: "bind: []\n", want: `asyncd.yaml:1: bind: must name at least one address`},
 		{name: "bind duplicate", yaml: "bind: [':80', '0.0.0.0:81', ':80']\n",
-			want: `asyncd.yaml: bind: item 2: ":80" is already item 0`},
+			want: `asyncd.yaml:1: bind: item 2: ":80" is already item 0`},
 		{name: "bind fd", yaml: "bind: fd://x\n",
-			want: `asyncd.yaml: bind: item 0: "fd://x": fd:// needs a descriptor number, e.g. fd://3`},
+			want: `asyncd.yaml:1: bind: item 0: "fd://x": fd:// needs a descriptor number, e.g. fd://3`},
 		{name: "bind long unix path", yaml: "bind: unix:/" + strings.Repeat("a", 110) + "\n",
-			want: `asyncd.yaml: bind: item 0: "unix:/` + strings.Repeat("a", 110) + `": socket path longer than 107 bytes`},
+			want: `asyncd.yaml:1: bind: item 0: "unix:/` + strings.Repeat("a", 110) + `": socket path longer than 107 bytes`},
 		{name: "bind host", yaml: "bind: 'my_host:80'\n",
-			want: `asyncd.yaml: bind: item 0: "my_host:80": "my_host" is not a host name or IP address (for every interface write :80)`},
+			want: `asyncd.yaml:1: bind: item 0: "my_host:80": "my_host" is not a host name or IP address (for every interface write :80)`},
 		{name: "allow list", yaml: "forwarded_allow_ips: 10.0.0.0/33\n",
-			want: `asyncd.yaml: forwarded_allow_ips: item 0: "10.0.0.0/33" is not a CIDR such as 10.0.0.0/8`},
+			want: `asyncd.yaml:1: forwarded_allow_ips: item 0: "10.0.0.0/33" is not a CIDR such as 10.0.0.0/8`},
 		{name: "allow list word", yaml: "proxy_allow_ips: [localhost]\n",
-			want: `asyncd.yaml: proxy_allow_ips: item 0: "localhost" is not an IP address, a CIDR or *`},
+			want: `asyncd.yaml:1: proxy_allow_ips: item 0: "localhost" is not an IP address, a CIDR or *`},
 		{name: "scheme header name", yaml: "secure_scheme_headers: {'X FOO': 'on'}\n",
-			want: `asyncd.yaml: secure_scheme_headers: "X FOO" is not a header name`},
-		{name: "raw env", yaml: "raw_env: [FOO]\n", want: `asyncd.yaml: raw_env: item 0 must be KEY=VALUE, got "FOO"`},
-		{name: "raw env empty key", yaml: "raw_env: ['A=1', '=x']\n", want: `asyncd.yaml: raw_env: item 1 must be KEY=VALUE, got "=x"`},
+			want: `asyncd.yaml:1: secure_scheme_headers: "X FOO" is not a header name`},
+		{name: "raw env", yaml: "raw_env: [FOO]\n", want: `asyncd.yaml:1: raw_env: item 0 must be KEY=VALUE, got "FOO"`},
+		{name: "raw env empty key", yaml: "raw_env: ['A=1', '=x']\n", want: `asyncd.yaml:1: raw_env: item 1 must be KEY=VALUE, got "=x"`},
 		{name: "scheme header empty value", yaml: "secure_scheme_headers: {X-A: ''}\n",
-			want: `asyncd.yaml: secure_scheme_headers: X-A: value must not be empty`},
+			want: `asyncd.yaml:1: secure_scheme_headers: X-A: value must not be empty`},
 		{name: "server header spaces", yaml: "server_header: ' asyncd'\n",
-			want: `asyncd.yaml: server_header: must not start or end with spaces, got " asyncd"`},
-		{name: "huge integer", yaml: "workers: 18446744073709551615\n", want: `asyncd.yaml: workers: too large: 18446744073709551615`},
+			want: `asyncd.yaml:1: server_header: must not start or end with spaces, got " asyncd"`},
+		{name: "huge integer", yaml: "workers: 18446744073709551615\n", want: `asyncd.yaml:1: workers: too large: 18446744073709551615`},
 		{name: "server header", yaml: "server_header: \"a\\r\\nX-Evil: 1\"\n",
-			want: `asyncd.yaml: server_header: must not contain control characters, got "a\r\nX-Evil: 1"`},
+			want: `asyncd.yaml:1: server_header: must not contain control characters, got "a\r\nX-Evil: 1"`},
 
 		// Routes.
 		{name: "routes not a list", yaml: "routes: {path: /}\n",
-			want: `asyncd.yaml: routes: must be a list of mappings (path, handler, ...), got a mapping`},
+			want: `asyncd.yaml:1: routes: must be a list of mappings (path, handler, ...), got a mapping`},
 		{name: "route not a mapping", yaml: "routes: [foo]\n",
-			want: `asyncd.yaml: routes[0]: must be a mapping (path, handler, ...), got "foo"`},
+			want: `asyncd.yaml:1: routes[0]: must be a mapping (path, handler, ...), got "foo"`},
 		{name: "route path", yaml: "routes: [{path: api, handler: h}]\n",
-			want: `asyncd.yaml: routes[0].path: must start with "/", got "api"`},
+			want: `asyncd.yaml:1: routes[0].path: must start with "/", got "api"`},
 		{name: "route path query", yaml: "routes: [{path: '/a?b', handler: h}]\n",
-			want: `asyncd.yaml: routes[0].path: must not contain a query or fragment, got "/a?b"`},
-		{name: "route handler", yaml: "routes: [{path: /}]\n", want: `asyncd.yaml: routes[0].handler: must name a handler`},
+			want: `asyncd.yaml:1: routes[0].path: must not contain a query or fragment, got "/a?b"`},
+		{name: "route handler", yaml: "routes: [{path: /}]\n", want: `asyncd.yaml:1: routes[0].handler: must name a handler`},
 		{name: "route handler type", yaml: "routes: [{path: /, handler: [a]}]\n",
-			want: `asyncd.yaml: routes[0].handler: must be a string, got a list`},
+			want: `asyncd.yaml:1: routes[0].handler: must be a string, got a list`},
 		{name: "route method", yaml: "routes: [{path: /, handler: h, methods: ['GE T']}]\n",
-			want: `asyncd.yaml: routes[0].methods[0]: not an HTTP method: "GE T"`},
+			want: `asyncd.yaml:1: routes[0].methods[0]: not an HTTP method: "GE T"`},
 		{name: "route blocking", yaml: "routes: [{path: /, handler: h, blocking: sure}]\n",
-			want: `asyncd.yaml: routes[0].blocking: not a boolean: "sure" (use true or false)`},
+			want: `asyncd.yaml:1: routes[0].blocking: not a boolean: "sure" (use true or false)`},
 		{name: "route options", yaml: "routes: [{path: /, handler: h, options: [1]}]\n",
-			want: `asyncd.yaml: routes[0].options: must be a mapping, got a list`},
+			want: `asyncd.yaml:1: routes[0].options: must be a mapping, got a list`},
 		{name: "route duplicate method", yaml: "routes:\n- {path: /a, handler: h, methods: [GET]}\n- {path: /a, handler: g, methods: [POST, GET]}\n",
-			want: `asyncd.yaml: routes[1]: path "/a", method GET: already routed by routes[0]`},
+			want: `asyncd.yaml:1: routes[1]: path "/a", method GET: already routed by routes[0]`},
 		{name: "route duplicate any", yaml: "routes:\n- {path: /a, handler: h}\n- {path: /a, handler: g}\n",
-			want: `asyncd.yaml: routes[1]: path "/a", every method: already routed by routes[0]`},
+			want: `asyncd.yaml:1: routes[1]: path "/a", every method: already routed by routes[0]`},
 		{name: "route unknown key no suggestion", yaml: "routes: [{path: /, handler: h, weight: 2}]\n",
-			want: `asyncd.yaml: unknown key "routes[0].weight"`},
+			want: `asyncd.yaml:1: unknown key "routes[0].weight"`},
 
 		// Gunicorn settings asyncd does not implement.
 		{name: "daemon on", yaml: "daemon: true\n",
-			want: `asyncd.yaml: daemon: not supported: asyncd does not daemonize: run it in the foreground under systemd, supervisord or a container runtime`},
+			want: `asyncd.yaml:1: daemon: not supported: asyncd does not daemonize: run it in the foreground under systemd, supervisord or a container runtime`},
 		{name: "certfile", yaml: "certfile: /etc/tls/cert.pem\n",
-			want: `asyncd.yaml: certfile: not supported: ` + reasonNoTLS},
-		{name: "hook", yaml: "on_starting: x\n", want: `asyncd.yaml: on_starting: not supported: ` + reasonHooks},
+			want: `asyncd.yaml:1: certfile: not supported: ` + reasonNoTLS},
+		{name: "hook", yaml: "on_starting: x\n", want: `asyncd.yaml:1: on_starting: a server hook is a Python function, ` +
+			`and asyncd runs no Python: run that step with ExecStartPre= in the systemd unit, or in the container's entrypoint before exec asyncd`},
 		{name: "wsgi app", yaml: "wsgi_app: app:app\n",
-			want: `asyncd.yaml: wsgi_app: not supported: asyncd runs no Python: name Go handlers in routes instead`},
+			want: `asyncd.yaml:1: wsgi_app: not supported: asyncd runs no Python: name Go handlers in routes instead`},
 		{name: "obsolete folding", yaml: "permit_obsolete_folding: true\n",
-			want: `asyncd.yaml: permit_obsolete_folding: not supported: ` + reasonStrict},
+			want: `asyncd.yaml:1: permit_obsolete_folding: not supported: ` + reasonStrict},
 
 		// Environment.
 		{name: "env unknown", env: []string{"ASYNCD_WORKER_CLAS=sync"},
@@ -190,8 +191,8 @@ func TestLoadErrors(t *testing.T) {
 			want: `ASYNCD_PRINT_CONFIG: print_config: is a command-line action, not a setting: run asyncd --print-config`},
 		{name: "env daemon", env: []string{"ASYNCD_DAEMON=yes"},
 			want: `ASYNCD_DAEMON: daemon: not supported: asyncd does not daemonize: run it in the foreground under systemd, supervisord or a container runtime`},
-		{name: "env beats flag order", env: []string{"ASYNCD_WORKERS=x"}, args: []string{"--timeout=x"},
-			want: `ASYNCD_WORKERS: workers: not an integer: "x"`},
+		{name: "env, then flags", env: []string{"ASYNCD_WORKERS=x"}, args: []string{"--timeout=x"},
+			want: "ASYNCD_WORKERS: workers: not an integer: \"x\"\n--timeout: timeout: not a duration: \"x\""},
 
 		// Flags.
 		{name: "flag misspelled", args: []string{"--worker-clas", "sync"},
@@ -251,12 +252,12 @@ func TestCheckConfigMisspelledKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err := Load(NewFlagSet("asyncd"), []string{"--check-config", "-c", path}, nil)
-	want := path + `: unknown key "workres" (did you mean "workers"?)`
+	want := path + `:2: unknown key "workres" (did you mean "workers"?)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
 	var ce *Error
-	if !errors.As(err, &ce) || ce.Key != "workres" || ce.Source != path {
+	if !errors.As(err, &ce) || ce.Key != "workres" || ce.Source != path+":2" || ce.Kind != KindUnknown {
 		t.Fatalf("error fields: %+v", ce)
 	}
 }
@@ -294,11 +295,11 @@ func TestPrecedence(t *testing.T) {
 		src     string
 	}{
 		{"default", nil, nil, 0, "default"},
-		{"file", withFile, nil, 2, "asyncd.yaml"},
+		{"file", withFile, nil, 2, "asyncd.yaml:1"},
 		{"env over file", withFile, []string{"ASYNCD_WORKERS=3"}, 3, "ASYNCD_WORKERS"},
 		{"flag over env", append([]string{"-w", "4"}, withFile...), []string{"ASYNCD_WORKERS=3"}, 4, "--workers"},
 		{"long flag", []string{"--workers=5"}, []string{"ASYNCD_WORKERS=3"}, 5, "--workers"},
-		{"file named by env", nil, []string{"ASYNCD_CONFIG=asyncd.yaml"}, 2, "asyncd.yaml"},
+		{"file named by env", nil, []string{"ASYNCD_CONFIG=asyncd.yaml"}, 2, "asyncd.yaml:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,7 +311,7 @@ func TestPrecedence(t *testing.T) {
 	}
 	// Keys not overridden keep the file's value.
 	c, _ := mustLoad(t, files, append([]string{"-w", "4"}, withFile...), "ASYNCD_TIMEOUT=20")
-	if c.Timeout != 20*time.Second || c.Backend != BackendEpoll || c.Source["backend"] != "asyncd.yaml" {
+	if c.Timeout != 20*time.Second || c.Backend != BackendEpoll || c.Source["backend"] != "asyncd.yaml:3" {
 		t.Fatalf("timeout %s backend %s (%s)", c.Timeout, c.Backend, c.Source["backend"])
 	}
 	// -c beats ASYNCD_CONFIG.
@@ -337,10 +338,10 @@ func TestLists(t *testing.T) {
 	}{
 		{name: "file", args: withFile,
 			bind: []string{"127.0.0.1:9000"}, fwd: []string{"10.0.0.1", "10.0.0.2"}, raw: []string{"A=1,2"},
-			bsrc: "asyncd.yaml", fwsrc: "asyncd.yaml"},
+			bsrc: "asyncd.yaml:1", fwsrc: "asyncd.yaml:2"},
 		{name: "repeated -b replaces the file's list", args: append([]string{"-b", ":80", "--bind", "unix:/run/a.sock", "-b=[::1]:81"}, withFile...),
 			bind: []string{":80", "unix:/run/a.sock", "[::1]:81"}, fwd: []string{"10.0.0.1", "10.0.0.2"}, raw: []string{"A=1,2"},
-			bsrc: "--bind", fwsrc: "asyncd.yaml"},
+			bsrc: "--bind", fwsrc: "asyncd.yaml:2"},
 		{name: "env lists split on commas", env: []string{"ASYNCD_BIND=:80, :81", "ASYNCD_FORWARDED_ALLOW_IPS=*", "ASYNCD_RAW_ENV=A=1,B=2"},
 			bind: []string{":80", ":81"}, fwd: []string{"*"}, raw: []string{"A=1", "B=2"},
 			bsrc: "ASYNCD_BIND", fwsrc: "ASYNCD_FORWARDED_ALLOW_IPS"},
@@ -443,7 +444,7 @@ func TestValues(t *testing.T) {
 					{Path: "/", Handler: "a", Methods: []string{"GET", "HEAD"}},
 					{Path: "/", Handler: "b", Methods: []string{"POST"}, Blocking: true, Options: map[string]any{"k": []any{1}}, Index: 1},
 					{Path: "/x", Handler: "c", Index: 2},
-				}) && c.Source["routes"] == "asyncd.yaml"
+				}) && c.Source["routes"] == "asyncd.yaml:1"
 			}},
 		{name: "null routes", yaml: "routes:\n", check: func(c *Config) bool { return c.Routes != nil && len(c.Routes) == 0 }},
 		{name: "empty file", args: withFile, yaml: "# nothing yet\n",
@@ -466,23 +467,35 @@ func TestValues(t *testing.T) {
 // TestWarnings pins the warnings for settings that are valid but have no
 // effect or probably do not do what was meant.
 func TestWarnings(t *testing.T) {
+	const route = "routes: [{path: /, handler: h}]\n"
 	tests := []struct {
 		name string
-		yaml string
+		yaml string // a route is added unless it has routes
 		args []string
 		env  []string
 		want []string
 	}{
-		{name: "defaults: none"},
+		{name: "defaults and a route: none"},
+		{name: "no routes", yaml: "workers: 1\nroutes: []\n",
+			want: []string{"asyncd.yaml:2: routes: none are configured, so every request is answered 404 Not Found: " +
+				"add routes (path and handler) to the config file"}},
 		{name: "ignored gunicorn setting", yaml: "preload_app: true\nsendfile: false\n",
 			want: []string{
-				"asyncd.yaml: preload_app has no effect in asyncd: handlers are compiled into the binary; there is no application to load before forking",
-				"asyncd.yaml: sendfile has no effect in asyncd: the engine decides how responses are written",
+				"asyncd.yaml:1: preload_app has no effect in asyncd: handlers are compiled into the binary; there is no application to load before forking",
+				"asyncd.yaml:2: sendfile has no effect in asyncd: the engine decides how responses are written",
 			}},
-		{name: "refused-if-set left off", yaml: "daemon: false\ncertfile: null\n",
+		// The issue: values that are Gunicorn's defaults change nothing there
+		// either, so they are not worth a warning.
+		{name: "gunicorn defaults: none", yaml: "daemon: false\ncertfile: null\nspew: false\nproc_name: null\n" +
+			"preload_app: false\nsendfile: null\nheader_map: drop\nsuppress_ragged_eofs: true\nreload_engine: auto\n" +
+			"logconfig_dict: {}\nraw_paste_global_conf: []\nworker_tmp_dir: null\n" +
+			"forwarder_headers: 'SCRIPT_NAME, PATH_INFO'\nssl_version: 2\ncert_reqs: 0\n"},
+		{name: "gunicorn defaults from env", env: []string{"ASYNCD_SPEW=false", "ASYNCD_DAEMON=no", "ASYNCD_PRELOAD_APP=0"}},
+		{name: "not gunicorn's defaults", yaml: "proc_name: myapp\nsuppress_ragged_eofs: false\nheader_map: dangerous\n",
 			want: []string{
-				"asyncd.yaml: daemon has no effect in asyncd: asyncd does not daemonize: run it in the foreground under systemd, supervisord or a container runtime",
-				"asyncd.yaml: certfile has no effect in asyncd: " + reasonNoTLS,
+				"asyncd.yaml:1: proc_name has no effect in asyncd: asyncd does not rename its processes",
+				"asyncd.yaml:2: suppress_ragged_eofs has no effect in asyncd: " + reasonNoTLS,
+				"asyncd.yaml:3: header_map has no effect in asyncd: there is no WSGI environ: header names reach handlers as sent, so - and _ never collide",
 			}},
 		{name: "gunicorn flag", args: []string{"--preload"},
 			want: []string{"--preload: preload_app has no effect in asyncd: handlers are compiled into the binary; there is no application to load before forking"}},
@@ -490,23 +503,40 @@ func TestWarnings(t *testing.T) {
 			want: []string{"ASYNCD_SPEW: spew has no effect in asyncd: there is no Python interpreter to trace"}},
 		{name: "worker alias and short keepalive", yaml: "worker_class: gevent\nkeepalive: 2\n",
 			want: []string{
-				`asyncd.yaml: worker_class: "gevent" runs as asyncd's "async" class (handlers are Go code; nothing is monkey-patched)`,
-				"asyncd.yaml: keepalive: 2s is shorter than the idle timeouts of most proxies and load balancers (nginx, AWS ALB: 60s); behind one, expect 502s on reused connections (asyncd's default is 90s)",
+				`asyncd.yaml:1: worker_class: "gevent" runs as asyncd's "async" class (handlers are Go code; nothing is monkey-patched)`,
+				"asyncd.yaml:2: keepalive: 2s is shorter than the idle timeouts of most proxies and load balancers (nginx, AWS ALB: 60s); behind one, expect 502s on reused connections (asyncd's default is 90s)",
+			}},
+		{name: "egg spelling", yaml: "worker_class: 'egg:gunicorn#gevent'\n",
+			want: []string{`asyncd.yaml:1: worker_class: "egg:gunicorn#gevent" runs as asyncd's "async" class (handlers are Go code; nothing is monkey-patched)`}},
+		{name: "gevent-websocket", yaml: "worker_class: geventwebsocket.gunicorn.workers.GeventWebSocketWorker\n",
+			want: []string{`asyncd.yaml:1: worker_class: "geventwebsocket.gunicorn.workers.GeventWebSocketWorker" runs as asyncd's "async" class ` +
+				"(handlers are Go code; nothing is monkey-patched); " + workerNotes["geventwebsocket.gunicorn.workers.geventwebsocketworker"]}},
+		{name: "names gunicorn ignores too", yaml: "debug: true\ncommand: /srv/env/bin/gunicorn\n",
+			want: []string{
+				"asyncd.yaml:1: debug is not a setting, and Gunicorn ignores it too (its debug setting was removed in Gunicorn 19): delete the line",
+				"asyncd.yaml:2: command is not a setting, and Gunicorn ignores it too (it was never a Gunicorn setting; it comes from supervisord-style examples): delete the line",
 			}},
 		{name: "threads with async", args: []string{"-k", "async", "--threads", "8"},
 			want: []string{"--threads: threads has no effect with worker_class async"}},
 		{name: "jitter without max_requests", env: []string{"ASYNCD_MAX_REQUESTS_JITTER=50"},
 			want: []string{"ASYNCD_MAX_REQUESTS_JITTER: max_requests_jitter has no effect while max_requests is 0"}},
 		{name: "lower-case method", yaml: "routes: [{path: /, handler: h, methods: [get]}]\n",
-			want: []string{`asyncd.yaml: routes[0].methods[0]: "get" is not "GET": HTTP methods are case-sensitive`}},
+			want: []string{`asyncd.yaml:1: routes[0].methods[0]: "get" is not "GET": HTTP methods are case-sensitive`}},
+		{name: "in line order, whatever the kind", yaml: "keepalive: 1\nspew: true\nworkers: 1\nworker_class: eventlet\n",
+			want: []string{
+				"asyncd.yaml:1: keepalive: 1s is shorter than the idle timeouts of most proxies and load balancers (nginx, AWS ALB: 60s); behind one, expect 502s on reused connections (asyncd's default is 90s)",
+				"asyncd.yaml:2: spew has no effect in asyncd: there is no Python interpreter to trace",
+				`asyncd.yaml:4: worker_class: "eventlet" runs as asyncd's "async" class (handlers are Go code; nothing is monkey-patched)`,
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := tt.args
-			if tt.yaml != "" {
-				args = append(append([]string{}, withFile...), args...)
+			y := tt.yaml
+			if !strings.Contains(y, "routes:") {
+				y += route
 			}
-			_, w := mustLoad(t, yamlFile(tt.yaml), args, tt.env...)
+			args := append(append([]string{}, withFile...), tt.args...)
+			_, w := mustLoad(t, yamlFile(y), args, tt.env...)
 			if len(w) != len(tt.want) {
 				t.Fatalf("warnings:\n%s\nwant:\n%s", strings.Join(w, "\n"), strings.Join(tt.want, "\n"))
 			}
@@ -521,7 +551,7 @@ func TestWarnings(t *testing.T) {
 
 // TestWorkersAboveCPUsWarns needs the CPU count, so it is computed.
 func TestWorkersAboveCPUsWarns(t *testing.T) {
-	c, w := mustLoad(t, nil, []string{"-w", "100000"})
+	c, w := mustLoad(t, yamlFile("routes: [{path: /, handler: h}]\n"), []string{"-c", "asyncd.yaml", "-w", "100000"})
 	if c.Loops() != 100000 {
 		t.Fatalf("Loops() = %d", c.Loops())
 	}
@@ -529,7 +559,7 @@ func TestWorkersAboveCPUsWarns(t *testing.T) {
 		!strings.HasSuffix(w[0], "use workers = 0 for one per CPU") {
 		t.Fatalf("warnings %q", w)
 	}
-	c, w = mustLoad(t, nil, nil)
+	c, w = mustLoad(t, yamlFile("routes: [{path: /, handler: h}]\n"), withFile)
 	if len(w) != 0 || c.Loops() < 1 {
 		t.Fatalf("default: loops %d warnings %q", c.Loops(), w)
 	}

@@ -11,6 +11,7 @@ statsd_host: "localhost:8125"
 statsd_prefix: app
 dogstatsd_tags: "env:prod,team:web"
 metrics_bind: "127.0.0.1:9100"
+routes: [{path: /, handler: h}]
 `), withFile)
 	if len(w) != 0 {
 		t.Errorf("warnings: %v", w)

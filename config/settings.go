@@ -218,9 +218,6 @@ const (
 	reasonNoTLS    = "asyncd serves plain HTTP/1.1: terminate TLS in front of it " +
 		"(nginx, HAProxy, a load balancer) and pass the scheme on with " +
 		"secure_scheme_headers or proxy_protocol"
-	reasonHooks = "server hooks are Python functions and " + reasonNoPython +
-		": move the logic to the service manager (systemd ExecStartPre=/ExecStopPost=, " +
-		"a container entrypoint) or into a handler plugin"
 	reasonSyslog = "asyncd does not log to syslog: log to stderr (errorlog: \"-\") " +
 		"and let journald or the container runtime collect it"
 	reasonStrict = "asyncd's HTTP/1.1 parser is strict (RFC 9112) and not configurable: " +
@@ -257,10 +254,11 @@ var settings = []Setting{
 		Doc: "`:PORT` listens on every interface; port 0 picks a free port. `unix:@NAME` is a Linux " +
 			"abstract socket. `fd://FD` serves a socket inherited already listening (systemd socket " +
 			"activation passes FD 3 and up). In ASYNCD_BIND, separate addresses with commas.",
-		Gunicorn: "Same forms, except that Gunicorn also takes a bare HOST (port 8000) and defaults to " +
-			"0.0.0.0:$PORT when $PORT is set; asyncd wants the port spelled out and ignores $PORT.",
-		check:  checkBinds,
-		pyHint: `write the address itself, e.g. bind = "0.0.0.0:8000", or pass it with ASYNCD_BIND or -b`},
+		Gunicorn: "Same forms, except that Gunicorn also takes a bare HOST (port 8000); asyncd wants the " +
+			"port spelled out. As in Gunicorn, when $PORT is set the default is 0.0.0.0:$PORT.",
+		check: checkBinds,
+		pyHint: `write the address itself, e.g. bind = "0.0.0.0:8000", or pass it with ASYNCD_BIND or -b ` +
+			`(with no bind, $PORT means 0.0.0.0:$PORT, as in Gunicorn)`},
 	{Key: "backlog", Field: "Backlog", Type: TypeInt, Default: 2048, Flag: "backlog", Env: env("backlog"),
 		Group: GroupServerSocket, Meta: "INT",
 		Help:  "The maximum number of pending connections.",
@@ -282,17 +280,19 @@ var settings = []Setting{
 			"than CPUs only adds contention: Gunicorn's advice of 2-4 x cores is for processes that " +
 			"block, and a value above the CPU count gets a warning. CPUs are counted as the Go " +
 			"runtime sees them (GOMAXPROCS), which follows a container's CPU quota.",
-		Gunicorn: "Gunicorn: worker processes, default 1 (or $WEB_CONCURRENCY); asyncd: event loops in " +
-			"one serving process, default one per CPU. $WEB_CONCURRENCY is not read.",
+		Gunicorn: "Gunicorn: worker processes, default 1; asyncd: event loops in one serving process, " +
+			"default one per CPU. As in Gunicorn, $WEB_CONCURRENCY, when set, is the default.",
 		check:  intMin(0),
-		pyHint: "set workers = 0 for one event loop per CPU"},
+		pyHint: "set workers = 0 for one event loop per CPU (with no workers, $WEB_CONCURRENCY is the default, as in Gunicorn)"},
 	{Key: "worker_class", Field: "WorkerClass", Type: TypeEnum, Default: WorkerSync,
 		Choices: []string{"sync", "async", "gthread"},
 		Aliases: []string{"gevent", "eventlet", "tornado", "uvicorn", "uvicorn.workers.UvicornWorker",
 			"uvicorn.workers.UvicornH11Worker", "uvicorn_worker.UvicornWorker",
 			"gunicorn.workers.sync.SyncWorker", "gunicorn.workers.gthread.ThreadWorker",
 			"gunicorn.workers.ggevent.GeventWorker", "gunicorn.workers.geventlet.EventletWorker",
-			"gunicorn.workers.gtornado.TornadoWorker"},
+			"gunicorn.workers.gtornado.TornadoWorker", "egg:gunicorn#sync", "egg:gunicorn#gthread",
+			"egg:gunicorn#gevent", "egg:gunicorn#eventlet", "egg:gunicorn#tornado",
+			"geventwebsocket.gunicorn.workers.GeventWebSocketWorker"},
 		Short: "k", Flag: "worker-class", Env: env("worker_class"), Group: GroupWorkerProcesses, Meta: "STRING",
 		Help: "How handlers run: sync, async or gthread (Gunicorn's gevent, eventlet, tornado, uvicorn mean async).",
 		Doc: "`sync` runs each handler on its event loop: the fastest, but a handler must not block " +
@@ -651,20 +651,36 @@ var settings = []Setting{
 	{Key: "ciphers", Flag: "ciphers", Type: TypeAny, Group: GroupSSL, Support: Ignored, Reason: reasonNoTLS},
 
 	// Server Hooks
-	{Key: "on_starting", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "on_reload", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "when_ready", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "pre_fork", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "post_fork", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "post_worker_init", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "worker_int", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "worker_abort", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "pre_exec", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "pre_request", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "post_request", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "child_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "worker_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "nworkers_changed", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "on_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
-	{Key: "ssl_context", Type: TypeAny, Group: GroupServerHooks, Support: Rejected, Reason: reasonHooks},
+	{Key: "on_starting", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("run that step with ExecStartPre= in the systemd unit, or in the container's entrypoint before exec asyncd")},
+	{Key: "on_reload", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("run that step with ExecReload= before the signal: ExecReload=/bin/sh -c 'your-step && /bin/kill -HUP $MAINPID'")},
+	{Key: "when_ready", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("asyncd reports readiness: with Type=notify, systemd starts units ordered After=asyncd.service once asyncd serves (or use ExecStartPost=); load balancers and Kubernetes use the health plugin's readiness route")},
+	{Key: "pre_fork", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("per-process set-up goes in a handler plugin's factory or its package's init(); open connections lazily, on first use (factories also run for --check-config)")},
+	{Key: "post_fork", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("per-process set-up goes in a handler plugin's factory or its package's init(); open connections lazily, on first use (factories also run for --check-config)")},
+	{Key: "post_worker_init", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("per-process set-up goes in a handler plugin's factory or its package's init(); open connections lazily, on first use (factories also run for --check-config)")},
+	{Key: "worker_int", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("a handler sees Ctx.Context() cancelled when its connection is closed")},
+	{Key: "worker_abort", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("nothing to replace: after a missed heartbeat every goroutine's stack is in the error log")},
+	{Key: "pre_exec", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("run that step before sending USR2")},
+	{Key: "pre_request", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("wrap the handler (an engine.Handler that calls another, or net/http middleware); per-request logging is the access log")},
+	{Key: "post_request", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("wrap the handler (an engine.Handler that calls another, or net/http middleware); per-request logging is the access log")},
+	{Key: "child_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("the supervisor logs \"serving process exited\" with the exit status")},
+	{Key: "worker_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("the supervisor logs \"serving process exited\" with the exit status")},
+	{Key: "nworkers_changed", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("the supervisor logs \"changing the number of event loops\" on TTIN and TTOU")},
+	{Key: "on_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("run that step with ExecStopPost= in the systemd unit")},
+	{Key: "ssl_context", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
+		Reason: hookReason("TLS is terminated in front of asyncd (nginx, HAProxy, a load balancer)")},
 }

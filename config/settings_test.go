@@ -319,7 +319,7 @@ routes:
 	// Sources are printed as comments.
 	c, _ := mustLoad(t, yamlFile("workers: 2\nbind: [':1']\n"), append([]string{"-t", "5"}, withFile...))
 	out, _ := c.YAML()
-	for _, want := range []string{"workers: 2 # from asyncd.yaml\n", "timeout: 5s # from --timeout\n", "bind: # from asyncd.yaml\n", "backlog: 2048\n"} {
+	for _, want := range []string{"workers: 2 # from asyncd.yaml:1\n", "timeout: 5s # from --timeout\n", "bind: # from asyncd.yaml:2\n", "backlog: 2048\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("printed config lacks %q:\n%s", want, out)
 		}

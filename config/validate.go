@@ -12,9 +12,11 @@ import (
 )
 
 // Validate checks every setting's value and the routes' structure. It
-// returns the first problem, as an *Error naming the key and where its value
-// came from. Load calls it; call it again after changing a Config by hand.
+// returns nil or Errors: every problem, each an *Error naming the key and
+// where its value came from, in the order of the sources. Load calls it;
+// call it again after changing a Config by hand.
 func (c *Config) Validate() error {
+	var p problems
 	v := reflect.ValueOf(c).Elem()
 	for i := range settings {
 		s := &settings[i]
@@ -24,10 +26,13 @@ func (c *Config) Validate() error {
 		if err := s.check(v.FieldByName(s.Field).Interface()); err != nil {
 			e := keyError(c.Source[s.Key], s.Key, err.Error())
 			e.Err = err
-			return e
+			p.add(e)
 		}
 	}
-	return c.validateRoutes()
+	for _, e := range c.validateRoutes() {
+		p.add(e)
+	}
+	return p.err()
 }
 
 func intMin(min int) func(any) error {
@@ -184,21 +189,24 @@ func isToken(s string) bool {
 	return true
 }
 
-func (c *Config) validateRoutes() error {
+// validateRoutes returns the problems of every route, in order.
+func (c *Config) validateRoutes() []*Error {
 	src := c.Source["routes"]
 	type slot struct{ path, method string }
 	seen := map[slot]int{}
+	var errs []*Error
 	for i, r := range c.Routes {
 		at := fmt.Sprintf("routes[%d]", i)
 		switch {
 		case !strings.HasPrefix(r.Path, "/"):
-			return keyError(src, at+".path", fmt.Sprintf("must start with \"/\", got %q", r.Path))
+			errs = append(errs, keyError(src, at+".path", fmt.Sprintf("must start with \"/\", got %q", r.Path)))
 		case strings.ContainsAny(r.Path, "?#"):
-			return keyError(src, at+".path", fmt.Sprintf("must not contain a query or fragment, got %q", r.Path))
+			errs = append(errs, keyError(src, at+".path", fmt.Sprintf("must not contain a query or fragment, got %q", r.Path)))
 		case strings.IndexFunc(r.Path, func(c rune) bool { return c <= ' ' || c == 0x7f }) >= 0:
-			return keyError(src, at+".path", fmt.Sprintf("must not contain spaces or control characters, got %q", r.Path))
-		case strings.TrimSpace(r.Handler) == "":
-			return keyError(src, at+".handler", "must name a handler")
+			errs = append(errs, keyError(src, at+".path", fmt.Sprintf("must not contain spaces or control characters, got %q", r.Path)))
+		}
+		if strings.TrimSpace(r.Handler) == "" {
+			errs = append(errs, keyError(src, at+".handler", "must name a handler"))
 		}
 		methods := r.Methods
 		if len(methods) == 0 {
@@ -206,7 +214,8 @@ func (c *Config) validateRoutes() error {
 		}
 		for j, m := range methods {
 			if m != "" && !isToken(m) {
-				return keyError(src, fmt.Sprintf("%s.methods[%d]", at, j), fmt.Sprintf("not an HTTP method: %q", m))
+				errs = append(errs, keyError(src, fmt.Sprintf("%s.methods[%d]", at, j), fmt.Sprintf("not an HTTP method: %q", m)))
+				continue
 			}
 			k := slot{r.Path, m}
 			if prev, dup := seen[k]; dup {
@@ -214,12 +223,13 @@ func (c *Config) validateRoutes() error {
 				if m == "" {
 					what = "every method"
 				}
-				return keyError(src, at, fmt.Sprintf("path %q, %s: already routed by routes[%d]", r.Path, what, prev))
+				errs = append(errs, keyError(src, at, fmt.Sprintf("path %q, %s: already routed by routes[%d]", r.Path, what, prev)))
+				continue
 			}
 			seen[k] = i
 		}
 	}
-	return nil
+	return errs
 }
 
 // BindAddr is one parsed bind address.

@@ -119,7 +119,7 @@ func TestFormat(t *testing.T) {
 			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
 		}
 		if d >= 0 {
-			back, err := decodeDuration(formatDuration(d))
+			back, err := DecodeDuration(formatDuration(d))
 			if err != nil || back != d {
 				t.Errorf("%q decodes to %v, %v", formatDuration(d), back, err)
 			}
@@ -165,8 +165,8 @@ func TestDecodeDurations(t *testing.T) {
 		30: 30 * time.Second, "30": 30 * time.Second, 2.5: 2500 * time.Millisecond, "0.25": 250 * time.Millisecond,
 		"1m30s": 90 * time.Second, "250ms": 250 * time.Millisecond, " 1h ": time.Hour, "-3": -3 * time.Second,
 	} {
-		if got, err := decodeDuration(in); err != nil || got != want {
-			t.Errorf("decodeDuration(%#v) = %v, %v; want %v", in, got, err, want)
+		if got, err := DecodeDuration(in); err != nil || got != want {
+			t.Errorf("DecodeDuration(%#v) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, tt := range []struct {
@@ -183,8 +183,8 @@ func TestDecodeDurations(t *testing.T) {
 		{map[string]any{}, "must be a duration (seconds, or a Go duration such as 1m30s), got a mapping"},
 		{"99999999999999999s", `not a duration: "99999999999999999s"`},
 	} {
-		if _, err := decodeDuration(tt.in); err == nil || err.Error() != tt.want {
-			t.Errorf("decodeDuration(%#v) error %v, want %s", tt.in, err, tt.want)
+		if _, err := DecodeDuration(tt.in); err == nil || err.Error() != tt.want {
+			t.Errorf("DecodeDuration(%#v) error %v, want %s", tt.in, err, tt.want)
 		}
 	}
 }

@@ -15,11 +15,11 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
 	"github.com/go-viper/mapstructure/v2"
 )
@@ -100,9 +100,10 @@ func Build(r Route) (engine.Handler, error) {
 
 // Decode decodes a route's options into out, a pointer to a struct whose
 // fields carry `option:"name"` tags. An option that out does not name, or a
-// value of the wrong type, is an error naming the option. Durations accept
-// Go duration strings ("250ms") or integer seconds; the zero value of a
-// field not mentioned in opts is left as out had it (defaults).
+// value of the wrong type, is an error naming the option. Durations are read
+// as settings' are (config.DecodeDuration): seconds (2, 2.5, "2.5") or Go
+// durations ("250ms"). A field not mentioned in opts is left as out had it
+// (defaults).
 func Decode(opts map[string]any, out any) error {
 	rv := reflect.ValueOf(out)
 	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
@@ -162,31 +163,13 @@ func cleanErr(err error, key string) string {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
-// durationHook converts "250ms", "2m" and integer seconds to time.Duration.
+// durationHook decodes durations with the config's rules
+// (config.DecodeDuration), so that an option takes what a setting takes.
 func durationHook(from, to reflect.Type, data any) (any, error) {
 	if to != durationType {
 		return data, nil
 	}
-	switch v := data.(type) {
-	case string:
-		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-			return time.Duration(n) * time.Second, nil
-		}
-		d, err := time.ParseDuration(strings.TrimSpace(v))
-		if err != nil {
-			return nil, fmt.Errorf("not a duration: %q (use e.g. \"250ms\", \"2s\" or integer seconds)", v)
-		}
-		return d, nil
-	case int:
-		return time.Duration(v) * time.Second, nil
-	case int64:
-		return time.Duration(v) * time.Second, nil
-	case uint64:
-		return time.Duration(v) * time.Second, nil
-	case float64:
-		return time.Duration(v * float64(time.Second)), nil
-	}
-	return data, nil
+	return config.DecodeDuration(data)
 }
 
 // RegisterHTTP registers a net/http handler as a plugin named name, so that

@@ -13,6 +13,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,6 +35,8 @@ type Options struct {
 	// Args are the command-line arguments asyncd was started with (without
 	// the program name); a binary upgrade passes them to the new binary.
 	Args []string
+	// Version is asyncd's version, for the "asyncd starting" line.
+	Version string
 	// Load re-reads the configuration from the same sources (SIGHUP).
 	Load func() (*config.Config, []string, error)
 	// Logger is the error log.
@@ -215,7 +218,7 @@ func Run(cfg *config.Config, o Options) error {
 	if inherited == nil {
 		s.chownSockets(cfg, s.sockets)
 	}
-	s.log.Info("asyncd starting", "pid", os.Getpid(), "binary", s.exe, "bind", s.sockets.Addrs(),
+	s.log.Info("asyncd starting", "version", o.Version, "pid", os.Getpid(), "binary", s.exe, "bind", s.sockets.Addrs(),
 		"config", orDefault(cfg.ConfigFile), "upgrade", s.upgrade != nil)
 	if err := s.start("start"); err != nil {
 		s.cleanup()
@@ -595,7 +598,8 @@ func (s *Supervisor) signal(sig os.Signal) {
 			return
 		}
 		s.delta += d
-		s.log.Info(sigName(sig)+": changing the number of event loops", "loops", s.cfg.Loops()+s.delta)
+		s.log.Info(sigName(sig)+": changing the number of event loops until the next reload, which returns to workers "+
+			"(set workers in the config to keep a count)", "loops", s.cfg.Loops()+s.delta, "workers", s.cfg.Loops())
 		s.replace("loops " + strconv.Itoa(s.cfg.Loops()+s.delta))
 	}
 }
@@ -709,7 +713,11 @@ func (s *Supervisor) applyProcessSettings(old, cfg *config.Config) error {
 			dir = s.origDir + "/" + dir
 		}
 		if err := os.Chdir(dir); err != nil {
-			return fmt.Errorf("%s: chdir %s: %w", cfg.Source.Of("chdir"), cfg.Chdir, err)
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // it names the path again: chdir /x: chdir /x: ...
+			}
+			return fmt.Errorf("%s: chdir: %s: %w", cfg.Source.Of("chdir"), cfg.Chdir, err)
 		}
 	}
 	return nil

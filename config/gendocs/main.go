@@ -65,10 +65,12 @@ func render(w io.Writer) {
 
 	p("## Gunicorn settings asyncd does not implement\n\n")
 	p("Each is recognised, in a config file, the environment (`ASYNCD_<KEY>`) or as Gunicorn's flag, so that\n")
-	p("using it explains itself instead of failing as unknown. *Ignored* settings are accepted with a warning\n")
-	p("that they have no effect. *Refused unless off* settings are accepted with that warning when they hold\n")
-	p("Gunicorn's default (False, None, empty) and stop start-up when turned on, because asyncd would silently\n")
-	p("not do what was asked. *Refused* settings always stop start-up.\n\n")
+	p("using it explains itself instead of failing as unknown. *Ignored* settings are accepted, with a warning\n")
+	p("that they have no effect when their value would change something in Gunicorn (none when it is\n")
+	p("Gunicorn's default, such as `spew = False`). *Refused unless off* settings are accepted when off\n")
+	p("(silently at Gunicorn's default: False, None, empty) and stop start-up when turned on, because asyncd\n")
+	p("would silently not do what was asked. *Refused* settings always stop start-up; a server hook is\n")
+	p("reported with what replaces it.\n\n")
 	p("| Setting | Gunicorn flag | asyncd | Why, and what to do instead |\n|---|---|---|---|\n")
 	for _, g := range config.Groups {
 		for _, s := range all {
@@ -139,26 +141,52 @@ const intro = "asyncd takes Gunicorn's setting names wherever Gunicorn has the s
 	"what it means; the last section lists the Gunicorn settings asyncd does not implement and why.\n\n" +
 	"## Where settings come from\n\n" +
 	"Later sources override earlier ones, key by key:\n\n" +
-	"1. built-in defaults;\n" +
+	"1. built-in defaults; as in Gunicorn, `WEB_CONCURRENCY` (when set) is the default of `workers`, and\n" +
+	"   `PORT` (when set) makes the default `bind` `0.0.0.0:$PORT`;\n" +
 	"2. the config file named by `-c FILE` / `--config FILE`, or by `ASYNCD_CONFIG` (none by default):\n" +
 	"   YAML, or a Gunicorn `.py` file (below);\n" +
-	"3. environment variables `ASYNCD_<KEY>`, the key upper-cased (`ASYNCD_WORKER_CLASS=async`);\n" +
-	"4. command-line flags.\n\n" +
-	"An unknown key, a value of the wrong type or an impossible value stops start-up with one message\n" +
-	"naming the key and where it came from:\n\n" +
+	"3. Gunicorn's `GUNICORN_CMD_ARGS`, read as command-line flags (split as a shell would): the flags\n" +
+	"   asyncd has apply, the rest (Gunicorn flags asyncd does not implement, an application argument)\n" +
+	"   is skipped with a warning naming it;\n" +
+	"4. environment variables `ASYNCD_<KEY>`, the key upper-cased (`ASYNCD_WORKER_CLASS=async`);\n" +
+	"5. command-line flags.\n\n" +
+	"This is Gunicorn's order (defaults, file, `GUNICORN_CMD_ARGS`, command line) with asyncd's own\n" +
+	"variables between the last two. A serving process gets its whole configuration from the\n" +
+	"supervisor and reads none of these again.\n\n" +
+	"An unknown key, a value of the wrong type or an impossible value stops start-up. Every such problem\n" +
+	"is reported in one pass, each naming the key and where it came from (the file and line); one\n" +
+	"problem is one line, several are grouped by what to do about them:\n\n" +
 	"```\n" +
-	"asyncd.yaml: unknown key \"worker_clas\" (did you mean \"worker_class\"?)\n" +
-	"asyncd.yaml: workers: must be >= 0, got -2\n" +
-	"ASYNCD_TIMEOUT: timeout: not a duration: \"abc\"\n" +
-	"gunicorn.conf.py:3: workers = multiprocessing.cpu_count()*2+1 is an expression; asyncd reads literals only: set workers = 0 for one event loop per CPU\n" +
+	"$ ASYNCD_TIMEOUT=abc asyncd -c asyncd.yaml\n" +
+	"asyncd: asyncd.yaml: 3 errors, 0 warnings\n\n" +
+	"Unknown keys:\n" +
+	"  asyncd.yaml:2: unknown key \"worker_clas\" (did you mean \"worker_class\"?)\n\n" +
+	"Values and lines to correct:\n" +
+	"  asyncd.yaml:3: workers: must be >= 0, got -2\n" +
+	"  ASYNCD_TIMEOUT: timeout: not a duration: \"abc\"\n" +
 	"```\n\n" +
 	"Every `ASYNCD_` variable must name a setting, except those starting with `ASYNCD_INTERNAL_`, which\n" +
-	"asyncd's own processes use among themselves. `asyncd --check-config` loads and validates the\n" +
-	"configuration and exits 0 or 1; `asyncd --print-config` prints the effective configuration as YAML,\n" +
-	"each value not at its default annotated with its source, in a form `-c` reads back.\n\n" +
+	"asyncd's own processes use among themselves.\n\n" +
+	"`asyncd --check-config` loads and validates the configuration, builds the routes (so each handler\n" +
+	"plugin checks its options), and checks on this machine what it can without starting: that `chdir`\n" +
+	"is a directory, that `user` and `group` exist, and that the directories of `errorlog`, `accesslog`\n" +
+	"and `pidfile` exist and can be written by the process that writes each (the serving process, as\n" +
+	"`user`, writes the access log). Run it where asyncd will run: directories that systemd creates at\n" +
+	"start (`RuntimeDirectory=`, `LogsDirectory=`) are missing before. It prints every problem at once,\n" +
+	"grouped by what to do (lines to delete, values to move into `ASYNCD_*` variables, server hooks and\n" +
+	"what replaces each, unknown keys, values to correct, the machine's), each group in line order, then\n" +
+	"the warnings, and exits 1; with warnings alone it prints them, then `config OK`, and exits 0.\n" +
+	"`asyncd --print-config` prints the effective configuration as YAML, each value not at its default\n" +
+	"annotated with its source, in a form `-c` reads back.\n\n" +
+	"A setting that asyncd ignores gets a warning only when its value would change something in\n" +
+	"Gunicorn: `daemon = False`, `spew = False` or `proc_name = None` are Gunicorn's defaults, and\n" +
+	"load silently. A config without routes loads with a warning: every request would be answered 404.\n" +
+	"When asyncd starts, the supervisor writes each warning once to the error log, in its format\n" +
+	"(`error_log_format`), as `config: FILE:LINE: ...`; a reload (`HUP`) does the same.\n\n" +
 	"## Value syntax\n\n" +
 	"- **Durations**: an integer or decimal number of seconds as Gunicorn writes them (`30`, `\"30\"`,\n" +
-	"  `2.5`), or a Go duration (`1m30s`, `250ms`, `2h`).\n" +
+	"  `2.5`, `\"2.5\"`), or a Go duration (`1m30s`, `250ms`, `2h`). Handler plugins' duration options\n" +
+	"  take the same forms.\n" +
 	"- **Sizes** (bytes): an integer, or a number with a unit: `KB` `MB` `GB` `TB` (powers of 1000) or\n" +
 	"  `KiB` `MiB` `GiB` `TiB` (powers of 1024), case-insensitive, e.g. `64KiB`, `10MB`, `1.5GiB`.\n" +
 	"  A bare `K`, `M` or `G` is refused as ambiguous.\n" +
@@ -199,7 +227,7 @@ const intro = "asyncd takes Gunicorn's setting names wherever Gunicorn has the s
 	"    options: {body: \"done\", delay: 2s}\n" +
 	"```\n\n" +
 	"Route keys are `path`, `handler`, `methods`, `blocking` and `options`; any other key is an error\n" +
-	"naming it (`asyncd.yaml: unknown key \"routes[1].hanlder\" (did you mean \"routes[1].handler\"?)`).\n" +
+	"naming it (`asyncd.yaml:14: unknown key \"routes[1].hanlder\" (did you mean \"routes[1].handler\"?)`).\n" +
 	"Handler names and options are checked by the plugin that owns them, after this file is read.\n\n" +
 	"## Gunicorn .py files\n\n" +
 	"A config file whose name ends in `.py` is read as a Gunicorn config. asyncd runs no Python: it reads\n" +
@@ -214,14 +242,18 @@ const intro = "asyncd takes Gunicorn's setting names wherever Gunicorn has the s
 	"    \"X-FORWARDED-PROTO\": \"https\",  # brackets may span lines\n" +
 	"}\n" +
 	"umask = 0o022\n" +
-	"preload_app = False            # accepted, with a warning that it has no effect\n" +
+	"preload_app = True             # accepted, with a warning that it has no effect\n" +
 	"```\n\n" +
 	"and maps each name onto the setting of the same name. Values may be strings in any quoting (single,\n" +
 	"double, triple, raw, adjacent strings joined), integers (with `_`, `0x`, `0o`, `0b`), floats,\n" +
 	"`True`, `False`, `None`, lists, tuples and dicts, nested; comments and line continuations work as in\n" +
 	"Python. Anything else stops start-up with the file, the line, the statement and what to write\n" +
 	"instead: imports, expressions (`multiprocessing.cpu_count() * 2 + 1`, `os.environ[\"PORT\"]`),\n" +
-	"f-strings, function definitions such as server hooks (`def on_starting(server):`), and `if`/`for`/\n" +
-	"`with`/`try` blocks. Names that are not settings are errors too (Gunicorn ignores them), so a\n" +
-	"misspelled setting cannot pass unnoticed. Put values that differ between environments in\n" +
-	"`ASYNCD_<KEY>` variables instead of computing them in the file.\n\n"
+	"f-strings, function definitions such as server hooks (`def on_starting(server):`, reported with\n" +
+	"what replaces each), and `if`/`for`/`with`/`try` blocks. The reader skips past each such statement\n" +
+	"(a block with its body) and goes on, so one run reports them all. An unquoted word\n" +
+	"(`worker_class = gevent`) is reported with the quoted form to write. Names that are not settings are\n" +
+	"errors too (Gunicorn ignores them), so a misspelled setting cannot pass unnoticed; old and\n" +
+	"flag-style names point to the setting (`logfile` and `log_file` to `errorlog`), and `debug` and\n" +
+	"`command`, which Gunicorn ignores too, load with a warning. Put values that differ between\n" +
+	"environments in `ASYNCD_<KEY>` variables instead of computing them in the file.\n\n"

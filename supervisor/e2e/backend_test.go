@@ -74,7 +74,7 @@ func TestBackendIOUringRefused(t *testing.T) {
 	if code := s.wait(30 * time.Second); code == 0 {
 		t.Errorf("exit code 0 with backend io_uring unavailable")
 	}
-	s.waitLog(`msg="asyncd stopped" error="\S*asyncd.yaml: backend io_uring: io_uring unavailable: .*`+probeFailReason, 1)
+	s.waitLog(`msg="asyncd stopped" error="\S*asyncd.yaml:\d+: backend io_uring: io_uring unavailable: .*`+probeFailReason, 1)
 	if n := s.count(`msg="serving process started"`); n != 0 {
 		t.Errorf("%d serving processes started on an unavailable backend", n)
 	}

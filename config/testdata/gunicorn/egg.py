@@ -1,0 +1,10 @@
+bind = ["127.0.0.1:8080"]
+worker_class = "egg:gunicorn#gevent"
+workers = 1
+loglevel = info
+preload_app = true
+sendfile = False
+keyfile = "/etc/ssl/private/site.key"
+certfile = "/etc/ssl/certs/site.pem"
+ssl_version = 2
+when_ready = lambda server: server.log.info("ready")
