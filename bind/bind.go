@@ -10,6 +10,7 @@
 package bind
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -158,10 +159,13 @@ func Open(specs []string, o Options) (*Set, error) {
 				n = o.Loops
 			}
 			addr := a.Address
+			if err := checkFree(a); err != nil {
+				return fail(fmt.Errorf("bind %s: %w", spec, err))
+			}
 			for i := 0; i < n; i++ {
 				f, err := socket.Listen(a.Network, addr, o.ReusePort, o.Backlog)
 				if err != nil {
-					return fail(fmt.Errorf("bind %s: %w", spec, err))
+					return fail(fmt.Errorf("bind %s: %w", spec, inUse(a, err)))
 				}
 				loopIdx := -1
 				if n > 1 {
@@ -179,6 +183,34 @@ func Open(specs []string, o Options) (*Set, error) {
 		}
 	}
 	return set, nil
+}
+
+// checkFree refuses an address another socket listens on, before asyncd
+// creates its SO_REUSEPORT group there: the kernel would otherwise let
+// asyncd join a group of another process of the same user and split the
+// connections between the two, silently (a second asyncd, or any server
+// with SO_REUSEPORT). A socket without SO_REUSEPORT conflicts with every
+// listener on the address, so binding one (and closing it at once) is the
+// test; Gunicorn and net/http fail the same way. Port 0 picks a free port
+// and needs no check.
+func checkFree(a Addr) error {
+	if _, port, err := net.SplitHostPort(a.Address); err != nil || port == "0" {
+		return nil
+	}
+	f, err := socket.Listen(a.Network, a.Address, false, 1)
+	if err != nil {
+		return inUse(a, err)
+	}
+	return f.Close()
+}
+
+// inUse words EADDRINUSE as net/http and Gunicorn users know it; other
+// errors pass unchanged.
+func inUse(a Addr, err error) error {
+	if errors.Is(err, unix.EADDRINUSE) {
+		return fmt.Errorf("%w: another process listens on %s", unix.EADDRINUSE, a.Address)
+	}
+	return err
 }
 
 // removeStale removes a unix socket file nobody listens on any more, so a
