@@ -159,7 +159,7 @@ func openErrorLog(cfg *config.Config, stderr io.Writer) (*errorLog, error) {
 	el := &errorLog{}
 	w := stderr
 	if cfg.ErrorLog != "" && cfg.ErrorLog != "-" {
-		f, err := openReopenFile(cfg.ErrorLog)
+		f, err := openReopenFile(cfg.ErrorLog, servingUser(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("errorlog: %w", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/asyncd/asyncd/bind"
 	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/loop/uring"
+	"github.com/asyncd/asyncd/safefile"
 )
 
 // executable is the path of the asyncd binary on disk (not /proc/self/exe:
@@ -184,20 +185,57 @@ func credential(userName, groupName string) (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, nil
 }
 
-// chownLogs gives the error log file to the user serving processes run
-// as, so that they can append to it and reopen it (SIGUSR1) after
-// dropping privileges.
-func (s *Supervisor) chownLogs(cfg *config.Config) {
-	if cfg.ErrorLog == "" || cfg.ErrorLog == "-" || (cfg.User == "" && cfg.Group == "") {
-		return
+// ServingUser is the unprivileged user serving processes run as, whose
+// writes must not steer what the root supervisor opens (package safefile),
+// or nil when there is no such boundary: asyncd does not run as root, or
+// serves as root.
+func ServingUser(cfg *config.Config) (*safefile.User, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
 	}
 	cred, err := credential(cfg.User, cfg.Group)
-	if err != nil || cred == nil {
+	if err != nil || cred == nil || cred.Uid == 0 {
+		return nil, err
+	}
+	u := &safefile.User{Name: cfg.User, UID: int(cred.Uid), GID: int(cred.Gid)}
+	for _, g := range cred.Groups {
+		u.Groups = append(u.Groups, int(g))
+	}
+	return u, nil
+}
+
+// chownLogs gives the log files to the user serving processes run as, so
+// that they can append to them and reopen them (SIGUSR1) after dropping
+// privileges: created if missing, opened and changed through one
+// descriptor, never through a link that user could have planted (package
+// safefile). The error log first, then the access log.
+func (s *Supervisor) chownLogs(cfg *config.Config) {
+	u, err := ServingUser(cfg)
+	if err != nil || u == nil {
 		return
 	}
-	if err := os.Chown(cfg.ErrorLog, int(cred.Uid), int(cred.Gid)); err != nil && !os.IsNotExist(err) {
-		s.log.Warn("cannot give the error log to the serving user", "path", cfg.ErrorLog, "error", err.Error())
+	for _, l := range []struct{ key, path string }{{"errorlog", cfg.ErrorLog}, {"accesslog", cfg.AccessLog}} {
+		if l.path == "" || l.path == "-" {
+			continue
+		}
+		if err := chownLog(l.path, u); err != nil {
+			s.log.Warn("cannot give the log file to the serving user", "setting", l.key, "path", l.path,
+				"user", u.String(), "error", err.Error())
+		}
 	}
+}
+
+func chownLog(path string, u *safefile.User) error {
+	f, err := safefile.OpenAppend(path, 0o644, u)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return err // /dev/stdout and the like stay as they are
+	}
+	return f.Chown(u.UID, u.GID)
 }
 
 // chownSockets gives the unix socket files this supervisor created to the
