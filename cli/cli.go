@@ -97,7 +97,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		Stderr:     stderr,
 	})
 	if err != nil {
-		logs.Logger.Error("asyncd stopped", "error", err.Error())
+		logs.fatal(stderr, "asyncd stopped", err)
 		return 1
 	}
 	return 0

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"sync"
 
@@ -63,4 +65,14 @@ func (r *reopenFile) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.f.Close()
+}
+
+// fatal logs the error that ends asyncd. When the error log is a file it
+// also goes to stderr: whoever started asyncd (a terminal, a service
+// manager's journal) sees why it exited, and where to read more.
+func (l *errorLog) fatal(stderr io.Writer, msg string, err error) {
+	l.Logger.Error(msg, "error", err.Error())
+	if l.file != nil {
+		fmt.Fprintf(stderr, "asyncd: %s: %v (error log: %s)\n", msg, err, l.file.path)
+	}
 }

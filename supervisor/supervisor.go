@@ -179,6 +179,13 @@ func Run(cfg *config.Config, o Options) error {
 		s.owner = false
 		os.Unsetenv(EnvUpgradeFD)
 	}
+	if s.upgrade == nil {
+		// After an upgrade the pidfile names the old supervisor, which
+		// hands it over; otherwise it must not name another live one.
+		if err := checkPidfile(cfg); err != nil {
+			return err
+		}
+	}
 	// Sockets: inherited from an old supervisor (binary upgrade), from
 	// systemd, or bound here.
 	inherited, err := bind.Inherited(os.Getenv(bind.EnvVar))
@@ -564,11 +571,19 @@ func (s *Supervisor) signal(sig os.Signal) {
 	switch sig {
 	case syscall.SIGHUP:
 		s.reload()
-	case syscall.SIGTERM:
+	case syscall.SIGTERM, syscall.SIGQUIT:
+		if s.upgradeQuit(sig) {
+			return
+		}
+		if sig == syscall.SIGQUIT {
+			s.log.Info("SIGQUIT: fast stop")
+			s.stop(true)
+			return
+		}
 		s.log.Info("SIGTERM: graceful stop", "graceful_timeout", s.cfg.GracefulTimeout, "shutdown_delay", s.cfg.ShutdownDelay)
 		s.stop(false)
-	case syscall.SIGINT, syscall.SIGQUIT:
-		s.log.Info(sigName(sig) + ": fast stop")
+	case syscall.SIGINT:
+		s.log.Info("SIGINT: fast stop")
 		s.stop(true)
 	case syscall.SIGUSR1:
 		s.log.Info("SIGUSR1: reopening log files")
@@ -667,6 +682,9 @@ func (s *Supervisor) reload() {
 	}
 	if err == nil {
 		err = s.applyProcessSettings(s.cfg, cfg)
+	}
+	if err == nil && cfg.PidFile != s.cfg.PidFile {
+		err = checkPidfile(cfg)
 	}
 	if err != nil {
 		s.log.Error("SIGHUP: reload failed; the running generation keeps serving", "error", err.Error())
