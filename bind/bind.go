@@ -13,12 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/loop/socket"
+	"github.com/asyncd/asyncd/safefile"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,6 +112,13 @@ type Options struct {
 	Backlog   int
 	// SocketMode is applied to unix socket files (0 keeps the umask's).
 	SocketMode os.FileMode
+	// SocketOwner gives unix socket files to a user and group; nil
+	// leaves them to the process that binds.
+	SocketOwner *Owner
+	// Untrusted is the unprivileged serving user when the process binding
+	// is root: unix socket paths are resolved and changed without
+	// following what it could have planted (package safefile).
+	Untrusted *safefile.User
 	// Systemd are descriptors from socket activation, in LISTEN_FDS order,
 	// used by fd:// binds and matched to TCP/unix binds by address.
 	Systemd []*os.File
@@ -139,18 +148,9 @@ func Open(specs []string, o Options) (*Set, error) {
 			}
 			set.Sockets = append(set.Sockets, Socket{Addr: a, File: f, Loop: -1})
 		case Unix:
-			if err := removeStale(a.Address); err != nil {
-				return fail(fmt.Errorf("bind %s: %w", spec, err))
-			}
-			f, err := socket.Listen("unix", a.Address, false, o.Backlog)
+			f, err := listenUnix(a, o)
 			if err != nil {
 				return fail(fmt.Errorf("bind %s: %w", spec, err))
-			}
-			if o.SocketMode != 0 {
-				if err := os.Chmod(a.Address, o.SocketMode); err != nil {
-					f.Close()
-					return fail(fmt.Errorf("bind %s: chmod %o: %w", spec, o.SocketMode, err))
-				}
 			}
 			set.Sockets = append(set.Sockets, Socket{Addr: a, File: f, Loop: -1})
 		case TCP:
@@ -211,27 +211,6 @@ func inUse(a Addr, err error) error {
 		return fmt.Errorf("%w: another process listens on %s", unix.EADDRINUSE, a.Address)
 	}
 	return err
-}
-
-// removeStale removes a unix socket file nobody listens on any more, so a
-// restart after a crash can bind; a live socket is never removed.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("%s exists and is not a socket", path)
-	}
-	c, err := net.Dial("unix", path)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("%s is in use by another process", path)
-	}
-	return os.Remove(path)
 }
 
 func checkListening(fd int) error {
@@ -344,7 +323,8 @@ func (s *Set) Export() (files []*os.File, env string) {
 	var parts []string
 	for i, k := range s.Sockets {
 		files = append(files, k.File)
-		parts = append(parts, fmt.Sprintf("%d|%d|%s", 3+i, k.Loop, k.Addr.Spec))
+		// The spec is escaped: a unix socket path may hold "," or "|".
+		parts = append(parts, fmt.Sprintf("%d|%d|%s", 3+i, k.Loop, url.QueryEscape(k.Addr.Spec)))
 	}
 	return files, EnvVar + "=" + strings.Join(parts, ",")
 }
@@ -366,7 +346,11 @@ func Inherited(env string) (*Set, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("%s: malformed entry %q", EnvVar, part)
 		}
-		a, err := Parse(f[2])
+		spec, err := url.QueryUnescape(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("%s: malformed entry %q", EnvVar, part)
+		}
+		a, err := Parse(spec)
 		if err != nil {
 			return nil, err
 		}
@@ -374,7 +358,7 @@ func Inherited(env string) (*Set, error) {
 			return nil, fmt.Errorf("%s: %w", EnvVar, err)
 		}
 		unix.CloseOnExec(fd)
-		set.Sockets = append(set.Sockets, Socket{Addr: a, File: os.NewFile(uintptr(fd), f[2]), Loop: lp})
+		set.Sockets = append(set.Sockets, Socket{Addr: a, File: os.NewFile(uintptr(fd), spec), Loop: lp})
 	}
 	return set, nil
 }

@@ -18,8 +18,8 @@ func (s *Supervisor) cleanup() {
 	if s.owner {
 		s.removePidfile(s.cfg.PidFile)
 		for _, k := range append(append([]bind.Socket{}, s.sockets.Sockets...), s.retired...) {
-			if k.Addr.Kind == bind.Unix && !s.external[k.File] {
-				os.Remove(k.Addr.Address)
+			if !s.external[k.File] {
+				s.removeSocketFile(k.Addr)
 			}
 		}
 	}
@@ -60,4 +60,16 @@ func (s *Supervisor) externalEnv() string {
 		}
 	}
 	return EnvExternalFDs + "=" + strings.Join(fds, ",")
+}
+
+// removeSocketFile removes the unix socket file of an address this
+// supervisor bound, never following what the serving user planted.
+func (s *Supervisor) removeSocketFile(a bind.Addr) {
+	u, err := ServingUser(s.cfg)
+	if err == nil {
+		err = bind.RemoveSocketFile(a, u)
+	}
+	if err != nil {
+		s.log.Warn("cannot remove the unix socket file", "bind", a.Spec, "error", err.Error())
+	}
 }

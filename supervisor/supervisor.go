@@ -205,8 +205,14 @@ func Run(cfg *config.Config, o Options) error {
 			return err
 		}
 		s.cfg = cfg
-	} else if s.sockets, err = bind.Open(cfg.Bind, s.bindOptions(cfg, systemd)); err != nil {
-		return err
+	} else {
+		o, err := bindOptions(cfg, systemd)
+		if err != nil {
+			return err
+		}
+		if s.sockets, err = bind.Open(cfg.Bind, o); err != nil {
+			return err
+		}
 	}
 	for _, f := range systemd {
 		used := false
@@ -219,9 +225,6 @@ func Run(cfg *config.Config, o Options) error {
 	}
 	s.markExternal(systemd, os.Getenv(EnvExternalFDs))
 	os.Unsetenv(EnvExternalFDs)
-	if inherited == nil {
-		s.chownSockets(cfg, s.sockets)
-	}
 	s.log.Info("asyncd starting", "pid", os.Getpid(), "binary", s.exe, "bind", s.sockets.Addrs(),
 		"config", orDefault(cfg.ConfigFile), "upgrade", s.upgrade != nil)
 	if err := s.start("start"); err != nil {
@@ -294,9 +297,18 @@ func orDefault(s string) string {
 	return s
 }
 
-func (s *Supervisor) bindOptions(cfg *config.Config, systemd []*os.File) bind.Options {
-	return bind.Options{Loops: cfg.Loops(), ReusePort: cfg.ReusePort, Backlog: cfg.Backlog,
+// bindOptions are how the supervisor binds cfg's addresses; systemd's
+// sockets are adopted as they are (their unix socket files are the
+// socket unit's: SocketUser=, SocketGroup=, SocketMode=).
+func bindOptions(cfg *config.Config, systemd []*os.File) (bind.Options, error) {
+	o := bind.Options{Loops: cfg.Loops(), ReusePort: cfg.ReusePort, Backlog: cfg.Backlog,
 		SocketMode: cfg.SocketMode, Systemd: systemd}
+	var err error
+	if o.SocketOwner, err = socketOwner(cfg); err != nil {
+		return o, err
+	}
+	o.Untrusted, err = ServingUser(cfg)
+	return o, err
 }
 
 // start starts a new generation with the current config; it becomes
@@ -765,11 +777,14 @@ func (s *Supervisor) rebind(cfg *config.Config) error {
 		}
 	}
 	if len(fresh) > 0 {
-		more, err := bind.Open(fresh, s.bindOptions(cfg, nil))
+		o, err := bindOptions(cfg, nil)
+		if err != nil {
+			return err
+		}
+		more, err := bind.Open(fresh, o)
 		if err != nil {
 			return fmt.Errorf("%s: %w", cfg.Source.Of("bind"), err)
 		}
-		s.chownSockets(cfg, more)
 		keep.Sockets = append(keep.Sockets, more.Sockets...)
 	}
 	var retired []bind.Socket
@@ -794,8 +809,8 @@ func (s *Supervisor) rebind(cfg *config.Config) error {
 func (s *Supervisor) closeRetired() {
 	for _, k := range s.retired {
 		k.File.Close()
-		if k.Addr.Kind == bind.Unix && s.owner {
-			os.Remove(k.Addr.Address)
+		if s.owner && !s.external[k.File] {
+			s.removeSocketFile(k.Addr)
 		}
 		s.log.Info("stopped listening", "bind", k.Addr.Spec)
 	}

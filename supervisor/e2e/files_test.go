@@ -38,22 +38,6 @@ func secretFile(t *testing.T) (path string, check func()) {
 	}
 }
 
-// nobodyDir makes a directory owned by nobody, as a log directory given
-// to the serving user is.
-func nobodyDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chown(dir, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // TestLogSymlinkPlanted: with user nobody and the logs in a directory
 // nobody owns, nobody replaces error.log and access.log with links to a
 // root-only file. SIGUSR1 (the supervisor reopens and hands the logs over)
@@ -65,7 +49,7 @@ func TestLogSymlinkPlanted(t *testing.T) {
 		t.Skip("needs root: the attack is on files the root supervisor opens")
 	}
 	secret, unchanged := secretFile(t)
-	logs := nobodyDir(t)
+	logs := ownedDir(t, nobody)
 	cfg := baseConfig + "user: nobody\nerrorlog: \"" + logs + "/error.log\"\naccesslog: \"" + logs + "/access.log\"\n"
 	s := startServer(t, cfg, options{logFile: logs + "/error.log"})
 	for _, name := range []string{"error.log", "access.log"} {

@@ -88,6 +88,8 @@ type options struct {
 	argv    []string
 	logFile string
 	noWait  bool // do not wait for the first serving process
+	// cred runs asyncd as another user (a service manager's User=).
+	cred *syscall.Credential
 }
 
 // startServer writes config (a YAML document; "@DIR@" is replaced by the
@@ -116,6 +118,9 @@ func startServer(t *testing.T, config string, o options) *server {
 	s.cmd.Env = append(s.cmd.Env, o.env...)
 	s.cmd.ExtraFiles = o.files
 	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if o.cred != nil {
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.cred}
+	}
 	// ETXTBSY: a binary just written (copyBinary) can be held open for
 	// writing for a moment by a process another test is forking.
 	for try := 0; ; try++ {
@@ -129,6 +134,7 @@ func startServer(t *testing.T, config string, o options) *server {
 		time.Sleep(20 * time.Millisecond)
 		c := exec.Command(s.cmd.Path, s.cmd.Args[1:]...)
 		c.Dir, c.Env, c.ExtraFiles, c.Stdout, c.Stderr = s.cmd.Dir, s.cmd.Env, s.cmd.ExtraFiles, s.cmd.Stdout, s.cmd.Stderr
+		c.SysProcAttr = s.cmd.SysProcAttr
 		s.cmd = c
 	}
 	go func() {
