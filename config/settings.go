@@ -522,7 +522,10 @@ var settings = []Setting{
 	{Key: "umask", Field: "Umask", Type: TypeFileMode, Default: 0, Short: "m", Flag: "umask", Env: env("umask"),
 		Group: GroupServerMechanics, Meta: "INT",
 		Help: "The file mode creation mask of asyncd's processes (octal, e.g. 0022).",
-		Doc:  "As for socket_mode, strings are always octal; integers are taken as they are.",
+		Doc: "Applied to the supervisor at start and on reload, whenever it is set (in the file, " +
+			"`ASYNCD_UMASK` or `-m`), `0000` included; serving processes inherit it. Left unset, asyncd " +
+			"keeps the umask it was started with: the `0000` above is only what --print-config shows " +
+			"then. As for socket_mode, strings are always octal; integers are taken as they are.",
 		Gunicorn: "Gunicorn reads a string such as \"22\" as decimal; asyncd reads every string as " +
 			"octal, as the umask command does.",
 		check: modeMax(0o777)},

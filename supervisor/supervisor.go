@@ -103,16 +103,19 @@ type Supervisor struct {
 	retired  []bind.Socket     // dropped by a reload; closed once a newer generation serves
 	external map[*os.File]bool // sockets from systemd: their unix socket files are not ours to remove
 	exe      string
-	origDir  string        // working directory at start: relative -c paths resolve there
-	cur      *generation   // serving (ready) generation
-	pending  *generation   // started, not ready yet
-	draining []*generation // told to finish and exit
-	queued   string        // a replacement asked for while one was pending
-	gen      int
-	reloads  int
-	restarts int
-	failures int // consecutive crashes or failed starts with nothing serving
-	notify   *notifier
+	origDir  string // working directory at start: relative -c paths resolve there
+	// startUmask is the umask asyncd was started with: the one in force
+	// while the umask setting is unset.
+	startUmask int
+	cur        *generation   // serving (ready) generation
+	pending    *generation   // started, not ready yet
+	draining   []*generation // told to finish and exit
+	queued     string        // a replacement asked for while one was pending
+	gen        int
+	reloads    int
+	restarts   int
+	failures   int // consecutive crashes or failed starts with nothing serving
+	notify     *notifier
 	// reloadOwed: RELOADING=1 was sent; READY=1 is owed once the reload
 	// ends (new generation serving, or the old one kept).
 	reloadOwed bool
@@ -689,14 +692,14 @@ func (s *Supervisor) reload() {
 		}
 		err = checkBackend(cfg)
 	}
+	if err == nil && cfg.PidFile != s.cfg.PidFile {
+		err = checkPidfile(cfg)
+	}
 	if err == nil {
 		err = s.rebind(cfg)
 	}
 	if err == nil {
 		err = s.applyProcessSettings(s.cfg, cfg)
-	}
-	if err == nil && cfg.PidFile != s.cfg.PidFile {
-		err = checkPidfile(cfg)
 	}
 	if err != nil {
 		s.log.Error("SIGHUP: reload failed; the running generation keeps serving", "error", err.Error())
@@ -728,10 +731,19 @@ func (s *Supervisor) load() (*config.Config, []string, error) {
 }
 
 // applyProcessSettings applies umask and chdir (at start, and on reload
-// when they changed).
+// when they changed). A umask set anywhere (file, environment, flag) is
+// applied, 0000 included; left unset, asyncd keeps the umask it was
+// started with (a reload that drops the setting returns to it).
 func (s *Supervisor) applyProcessSettings(old, cfg *config.Config) error {
-	if cfg.Umask != 0 && (old == nil || old.Umask != cfg.Umask) {
-		syscall.Umask(cfg.Umask)
+	if old == nil {
+		s.startUmask = currentUmask()
+	}
+	umask := s.startUmask
+	if _, set := cfg.Source["umask"]; set {
+		umask = cfg.Umask
+	}
+	if umask != currentUmask() {
+		syscall.Umask(umask)
 	}
 	if cfg.Chdir != "" && (old == nil || old.Chdir != cfg.Chdir) {
 		dir := cfg.Chdir

@@ -109,3 +109,22 @@ func waitRefusedOrChanged(t *testing.T, s *server, secret, pattern string, n int
 	}
 	t.Fatalf("neither %q in the log nor a change to %s after 20s", pattern, secret)
 }
+
+// TestUmaskZero: umask "0000" is applied (it used to be skipped as "not
+// set"), to the supervisor and the serving processes it starts; a reload
+// that drops the setting returns to the umask asyncd was started with.
+func TestUmaskZero(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, baseConfig+"umask: \"0000\"\n", options{
+		argv: []string{"/bin/sh", "-c", `umask 0027 && exec "$E2E_ASYNCD" -c asyncd.yaml`}})
+	for what, pid := range map[string]int{"supervisor": s.cmd.Process.Pid, "serving process": s.ready(1).pid} {
+		if got := procStatus(t, pid, "Umask"); got != "0000" {
+			t.Errorf("%s umask %s, want 0000", what, got)
+		}
+	}
+	s.writeConfig(baseConfig)
+	s.signal(syscall.SIGHUP)
+	if got := procStatus(t, s.ready(2).pid, "Umask"); got != "0027" {
+		t.Errorf("after a reload without umask: serving process umask %s, want 0027 (as asyncd was started)", got)
+	}
+}
