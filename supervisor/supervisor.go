@@ -79,6 +79,7 @@ type generation struct {
 	exited   bool
 	timedOut bool   // not ready within ReadyTimeout: killed
 	reason   string // why it was started
+	noAccept bool   // its loops no longer accept (NOACCEPT)
 }
 
 func (g *generation) pid() int { return g.cmd.Process.Pid }
@@ -126,6 +127,8 @@ type Supervisor struct {
 	restartAt  time.Time
 	// fatal ends Run: serving processes keep failing.
 	fatal error
+	// listenersClosed: a stop closed the listening sockets for good.
+	listenersClosed bool
 	// owner: this supervisor owns the pidfile and unix socket files. A
 	// supervisor started by a binary upgrade becomes the owner only once
 	// it serves; until then the old one does.
@@ -339,6 +342,9 @@ func (s *Supervisor) event(e genEvent) {
 		s.replaceFor(g, "recycle: "+e.ev.arg, false)
 	case msgStuck:
 		s.replaceFor(g, "stuck event loop: "+e.ev.arg, true)
+	case msgNoAccept:
+		g.noAccept = true
+		s.closeListeners()
 	}
 }
 
@@ -432,6 +438,7 @@ func (s *Supervisor) exited(x genExit) {
 	switch {
 	case g.draining:
 		s.log.Info("serving process exited", "generation", g.n, "pid", g.pid(), "status", status)
+		s.closeListeners()
 	case g == s.pending:
 		s.pending = nil
 		if s.cur != nil {
@@ -833,7 +840,6 @@ func (s *Supervisor) closeRetired() {
 // (SIGQUIT, then SIGKILL after fastGrace) stop. A process still starting
 // gets the same signal: it may already hold connections.
 func (s *Supervisor) stop(fast bool) {
-	again := s.stopping
 	if !s.stopping {
 		s.notify.send("STOPPING=1") //nolint:errcheck // nothing to do without systemd
 	}
@@ -852,8 +858,11 @@ func (s *Supervisor) stop(fast bool) {
 			}
 			continue
 		}
-		if again && g.draining {
-			// A second SIGTERM: passed on, it ends shutdown_delay.
+		if g.draining {
+			// A generation a newer one replaced drains already, but its
+			// readiness must now say the instance stops (it answered
+			// ready for the instance). A second SIGTERM, passed on, ends
+			// shutdown_delay.
 			g.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // gone already is fine
 			continue
 		}
@@ -868,6 +877,7 @@ func (s *Supervisor) stop(fast bool) {
 		}
 		s.upgrader.Process.Signal(sig) //nolint:errcheck // gone already is fine
 	}
+	s.closeListeners()
 }
 
 // finish releases what the supervisor owns before it exits.

@@ -369,6 +369,40 @@ func (c *conn) do(path string, timeout time.Duration) (*response, error) {
 	return readResponse(c.br)
 }
 
+// inFlight is a request sent on a goroutine of its own (a slow request
+// the test signals asyncd during).
+type inFlight struct {
+	done chan struct{}
+	r    *response
+	err  error
+}
+
+// send sends one GET on c without waiting for the response.
+func (c *conn) send(path string, timeout time.Duration) *inFlight {
+	f := &inFlight{done: make(chan struct{})}
+	go func() {
+		f.r, f.err = c.do(path, timeout)
+		close(f.done)
+	}()
+	return f
+}
+
+// wait returns the response.
+func (f *inFlight) wait() (*response, error) {
+	<-f.done
+	return f.r, f.err
+}
+
+// answered reports whether the response (or an error) came already.
+func (f *inFlight) answered() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // closed reports whether the server closed the connection (EOF or reset)
 // within timeout.
 func (c *conn) closed(timeout time.Duration) bool {

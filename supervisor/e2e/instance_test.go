@@ -161,14 +161,7 @@ func TestUpgradeOldbin(t *testing.T) {
 	pidfile := filepath.Join(s.dir, "app.pid")
 	addr := s.addr()
 	// a request the old generation is still answering while it leaves
-	c := dial(t, "tcp", addr)
-	done := make(chan error, 1)
-	var r *response
-	go func() {
-		var err error
-		r, err = c.do("/slow", 10*time.Second)
-		done <- err
-	}()
+	slow := dial(t, "tcp", addr).send("/slow", 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
 	s.signal(syscall.SIGUSR2)
 	newPid := s.upgraded(1)
@@ -178,7 +171,7 @@ func TestUpgradeOldbin(t *testing.T) {
 	}
 	oldPid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	syscall.Kill(oldPid, syscall.SIGQUIT) //nolint:errcheck // kill -QUIT $(cat app.pid.oldbin)
-	if err := <-done; err != nil || r.status != 200 || r.body != "slow" {
+	if r, err := slow.wait(); err != nil || r.status != 200 || r.body != "slow" {
 		t.Errorf("the old generation's request in flight: %+v %v, want 200 slow (SIGQUIT cut it short)", r, err)
 	}
 	if code := s.wait(15 * time.Second); code != 0 {
