@@ -101,7 +101,8 @@ func ownedDir(t *testing.T, uid int) string {
 // it, makes the socket usable by nginx when asyncd is started by hand as
 // root (serving as root, or as another user), and as an unprivileged user
 // that is a member of www-data (systemd's User= with
-// SupplementaryGroups=www-data, without the socket unit).
+// SupplementaryGroups=www-data, without the socket unit; a container's
+// user given the group with --group-add, named by its number).
 func TestSocketGroup(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
@@ -109,21 +110,25 @@ func TestSocketGroup(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
+		group    string
 		extra    string
 		cred     *syscall.Credential
 		dirOwner int
 		uid, gid int
 	}{
-		{"root", "", nil, 0, 0, wwwData},
-		{"root with user nobody", "user: nobody\n", nil, nobody, nobody, wwwData},
-		{"unprivileged, member of www-data", "",
+		{"root", "www-data", "", nil, 0, 0, wwwData},
+		{"root with user nobody", "www-data", "user: nobody\n", nil, nobody, nobody, wwwData},
+		{"unprivileged, member of www-data", "www-data", "",
+			&syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{wwwData}}, nobody, nobody, wwwData},
+		// a container: a numeric gid added with docker run --group-add
+		{"unprivileged, numeric group", `"33"`, "",
 			&syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{wwwData}}, nobody, nobody, wwwData},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			sock := filepath.Join(ownedDir(t, tc.dirOwner), "asyncd.sock")
 			cfg := strings.Replace(baseConfig, `bind: ["127.0.0.1:0"]`, `bind: ["unix:`+sock+`"]`, 1) +
-				"socket_mode: \"0660\"\nsocket_group: www-data\n" + tc.extra
+				"socket_mode: \"0660\"\nsocket_group: " + tc.group + "\n" + tc.extra
 			s := startServer(t, cfg, options{cred: tc.cred})
 			checkSocket(t, sock, tc.uid, tc.gid)
 			s.signal(syscall.SIGHUP) // the socket stays as it is across reloads
