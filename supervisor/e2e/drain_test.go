@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"errors"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -78,44 +81,77 @@ func TestRefuseDuringDrain(t *testing.T) {
 	})
 }
 
-// TestReadinessAcrossReload: a load balancer checking readiness over
-// keep-alive connections never sees 503 because of a reload (the old
-// generation answers for the instance while it hands over); after SIGTERM
-// it sees 503 during shutdown_delay, on a connection it already held.
+// TestReadinessAcrossReload: load balancers checking readiness over
+// keep-alive connections (five of them, one check every 20 ms, reconnecting
+// when asyncd closes a connection) never see 503 because of a reload: the
+// old generation answers its last checks, with Connection: close, for the
+// instance. After SIGTERM they see 503 during shutdown_delay, on a
+// connection they already held.
 func TestReadinessAcrossReload(t *testing.T) {
 	t.Parallel()
 	cfg := strings.Replace(baseConfig, "routes:\n", "routes:\n  - path: /healthz\n    handler: health\n", 1) +
 		"shutdown_delay: 5s\n"
 	s := startServer(t, cfg, options{})
 	addr := s.addr()
-	check := func(c *conn, when string, want int) {
-		t.Helper()
-		r, err := c.do("/healthz", 5*time.Second)
-		if err != nil {
-			t.Fatalf("%s: %v", when, err)
-		}
-		if r.status != want {
-			t.Errorf("%s: /healthz %d, want %d", when, r.status, want)
-		}
+	var mu sync.Mutex
+	statuses := map[string]int{} // "200" or "200 close" (the replaced generation's last answer)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var c *conn
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				if c == nil {
+					nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+					if err != nil {
+						continue
+					}
+					c = &conn{c: nc, br: bufio.NewReader(nc)}
+				}
+				r, err := c.do("/healthz", 5*time.Second)
+				if err != nil { // the keep-alive race: reconnect, as a balancer does
+					c.c.Close()
+					c = nil
+					continue
+				}
+				key := strconv.Itoa(r.status)
+				if strings.EqualFold(r.header["connection"], "close") {
+					key += " close"
+					c.c.Close()
+					c = nil
+				}
+				mu.Lock()
+				statuses[key]++
+				mu.Unlock()
+			}
+		}()
 	}
-	old := make([]*conn, 5)
-	for i := range old {
-		old[i] = dial(t, "tcp", addr)
-		check(old[i], "before the reload", 200)
-	}
+	time.Sleep(200 * time.Millisecond)
 	s.signal(syscall.SIGHUP)
-	s.waitLog(`replaced by a new generation: draining`, 1)
-	// each connection the old generation holds gets one more answer
-	// (with Connection: close) before it goes
-	for _, c := range old {
-		check(c, "on a connection the replaced generation holds", 200)
+	s.waitLog(`msg="serving process exited" generation=1`, 1)
+	close(stop)
+	wg.Wait()
+	if statuses["503"]+statuses["503 close"] != 0 || statuses["200 close"] == 0 || statuses["200"] == 0 {
+		t.Errorf("readiness checks through a reload: %v; want no 503, and 200s from the replaced generation (with close) and the new one", statuses)
 	}
 	lb := dial(t, "tcp", addr)
-	check(lb, "on the new generation", 200)
+	if r, err := lb.do("/healthz", 5*time.Second); err != nil || r.status != 200 {
+		t.Fatalf("before SIGTERM: %+v %v", r, err)
+	}
 	s.signal(syscall.SIGTERM)
 	s.waitLog(`SIGTERM: not ready; serving on for shutdown_delay`, 1)
-	check(lb, "during shutdown_delay, on a kept-alive connection", 503)
-	check(dial(t, "tcp", addr), "during shutdown_delay, on a new connection", 503)
+	for what, c := range map[string]*conn{"a kept-alive connection": lb, "a new connection": dial(t, "tcp", addr)} {
+		if r, err := c.do("/healthz", 5*time.Second); err != nil || r.status != 503 {
+			t.Errorf("during shutdown_delay, on %s: %+v %v, want 503", what, r, err)
+		}
+	}
 	s.signal(syscall.SIGTERM) // skip the rest of the delay
 	s.wait(15 * time.Second)
 }
