@@ -10,14 +10,17 @@
 package bind
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/loop/socket"
+	"github.com/asyncd/asyncd/safefile"
 	"golang.org/x/sys/unix"
 )
 
@@ -109,6 +112,13 @@ type Options struct {
 	Backlog   int
 	// SocketMode is applied to unix socket files (0 keeps the umask's).
 	SocketMode os.FileMode
+	// SocketOwner gives unix socket files to a user and group; nil
+	// leaves them to the process that binds.
+	SocketOwner *Owner
+	// Untrusted is the unprivileged serving user when the process binding
+	// is root: unix socket paths are resolved and changed without
+	// following what it could have planted (package safefile).
+	Untrusted *safefile.User
 	// Systemd are descriptors from socket activation, in LISTEN_FDS order,
 	// used by fd:// binds and matched to TCP/unix binds by address.
 	Systemd []*os.File
@@ -138,18 +148,9 @@ func Open(specs []string, o Options) (*Set, error) {
 			}
 			set.Sockets = append(set.Sockets, Socket{Addr: a, File: f, Loop: -1})
 		case Unix:
-			if err := removeStale(a.Address); err != nil {
-				return fail(fmt.Errorf("bind %s: %w", spec, err))
-			}
-			f, err := socket.Listen("unix", a.Address, false, o.Backlog)
+			f, err := listenUnix(a, o)
 			if err != nil {
 				return fail(fmt.Errorf("bind %s: %w", spec, err))
-			}
-			if o.SocketMode != 0 {
-				if err := os.Chmod(a.Address, o.SocketMode); err != nil {
-					f.Close()
-					return fail(fmt.Errorf("bind %s: chmod %o: %w", spec, o.SocketMode, err))
-				}
 			}
 			set.Sockets = append(set.Sockets, Socket{Addr: a, File: f, Loop: -1})
 		case TCP:
@@ -158,10 +159,13 @@ func Open(specs []string, o Options) (*Set, error) {
 				n = o.Loops
 			}
 			addr := a.Address
+			if err := checkFree(a); err != nil {
+				return fail(fmt.Errorf("bind %s: %w", spec, err))
+			}
 			for i := 0; i < n; i++ {
 				f, err := socket.Listen(a.Network, addr, o.ReusePort, o.Backlog)
 				if err != nil {
-					return fail(fmt.Errorf("bind %s: %w", spec, err))
+					return fail(fmt.Errorf("bind %s: %w", spec, inUse(a, err)))
 				}
 				loopIdx := -1
 				if n > 1 {
@@ -181,25 +185,32 @@ func Open(specs []string, o Options) (*Set, error) {
 	return set, nil
 }
 
-// removeStale removes a unix socket file nobody listens on any more, so a
-// restart after a crash can bind; a live socket is never removed.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if os.IsNotExist(err) {
+// checkFree refuses an address another socket listens on, before asyncd
+// creates its SO_REUSEPORT group there: the kernel would otherwise let
+// asyncd join a group of another process of the same user and split the
+// connections between the two, silently (a second asyncd, or any server
+// with SO_REUSEPORT). A socket without SO_REUSEPORT conflicts with every
+// listener on the address, so binding one (and closing it at once) is the
+// test; Gunicorn and net/http fail the same way. Port 0 picks a free port
+// and needs no check.
+func checkFree(a Addr) error {
+	if _, port, err := net.SplitHostPort(a.Address); err != nil || port == "0" {
 		return nil
 	}
+	f, err := socket.Listen(a.Network, a.Address, false, 1)
 	if err != nil {
-		return err
+		return inUse(a, err)
 	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("%s exists and is not a socket", path)
+	return f.Close()
+}
+
+// inUse words EADDRINUSE as net/http and Gunicorn users know it; other
+// errors pass unchanged.
+func inUse(a Addr, err error) error {
+	if errors.Is(err, unix.EADDRINUSE) {
+		return fmt.Errorf("%w: another process listens on %s", unix.EADDRINUSE, a.Address)
 	}
-	c, err := net.Dial("unix", path)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("%s is in use by another process", path)
-	}
-	return os.Remove(path)
+	return err
 }
 
 func checkListening(fd int) error {
@@ -312,7 +323,8 @@ func (s *Set) Export() (files []*os.File, env string) {
 	var parts []string
 	for i, k := range s.Sockets {
 		files = append(files, k.File)
-		parts = append(parts, fmt.Sprintf("%d|%d|%s", 3+i, k.Loop, k.Addr.Spec))
+		// The spec is escaped: a unix socket path may hold "," or "|".
+		parts = append(parts, fmt.Sprintf("%d|%d|%s", 3+i, k.Loop, url.QueryEscape(k.Addr.Spec)))
 	}
 	return files, EnvVar + "=" + strings.Join(parts, ",")
 }
@@ -334,7 +346,11 @@ func Inherited(env string) (*Set, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("%s: malformed entry %q", EnvVar, part)
 		}
-		a, err := Parse(f[2])
+		spec, err := url.QueryUnescape(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("%s: malformed entry %q", EnvVar, part)
+		}
+		a, err := Parse(spec)
 		if err != nil {
 			return nil, err
 		}
@@ -342,7 +358,7 @@ func Inherited(env string) (*Set, error) {
 			return nil, fmt.Errorf("%s: %w", EnvVar, err)
 		}
 		unix.CloseOnExec(fd)
-		set.Sockets = append(set.Sockets, Socket{Addr: a, File: os.NewFile(uintptr(fd), f[2]), Loop: lp})
+		set.Sockets = append(set.Sockets, Socket{Addr: a, File: os.NewFile(uintptr(fd), spec), Loop: lp})
 	}
 	return set, nil
 }

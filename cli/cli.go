@@ -120,7 +120,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		Stderr:     stderr,
 	})
 	if err != nil {
-		logs.Logger.Error("asyncd stopped", "error", err.Error())
+		logs.fatal(stderr, "asyncd stopped", err)
 		return 1
 	}
 	return 0
@@ -179,7 +179,7 @@ func openErrorLog(cfg *config.Config, stderr io.Writer) (*errorLog, error) {
 	el := &errorLog{}
 	w := stderr
 	if cfg.ErrorLog != "" && cfg.ErrorLog != "-" {
-		f, err := openReopenFile(cfg.ErrorLog)
+		f, err := openReopenFile(cfg.ErrorLog, servingUser(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("errorlog: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,11 +58,16 @@ func serve(cfg *config.Config, logs *errorLog) error {
 		return err
 	}
 	p.OnReopen(obs.Reopen)
-	ctx, drain := context.WithCancel(context.Background())
-	defer drain()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	fast := make(chan struct{})
 	stop := make(chan struct{})
 	defer close(stop)
+	var reported sync.Once
+	drain := func() {
+		cancel()
+		reported.Do(func() { go reportNoAccept(p, status, stop) })
+	}
 	if cfg.Timeout > 0 {
 		go status.Heartbeat(max(cfg.Timeout/4, 100*time.Millisecond), stop)
 	}
@@ -78,6 +84,7 @@ func serve(cfg *config.Config, logs *errorLog) error {
 			case s := <-sigs:
 				switch s {
 				case syscall.SIGTERM:
+					procstate.SetStopping()
 					p.SetUnready()
 					if d := cfg.ShutdownDelay; d > 0 && delay == nil && ctx.Err() == nil {
 						log.Info("SIGTERM: not ready; serving on for shutdown_delay", "shutdown_delay", d)
@@ -89,6 +96,7 @@ func serve(cfg *config.Config, logs *errorLog) error {
 					drain()
 				case syscall.SIGHUP:
 					log.Info("replaced by a new generation: draining", "graceful_timeout", cfg.GracefulTimeout)
+					procstate.SetReplaced() // the instance stays ready: readiness is not this process's
 					p.SetUnready()
 					obs.Replaced()
 					drain()
@@ -112,6 +120,61 @@ func serve(cfg *config.Config, logs *errorLog) error {
 		Recycle: status.Recycle,
 		Stuck:   status.Stuck,
 	})
+}
+
+// noAcceptTicks is how many ticks every loop must have made after the
+// engine started draining before the loops surely stopped accepting (see
+// reportNoAccept).
+const noAcceptTicks = 3
+
+// reportNoAccept tells the supervisor (Status.NoAccept) once this
+// process's loops no longer accept, so that a stopping instance's
+// listening sockets can be closed without a loop meeting a dead listener.
+// Process.Run calls StopAccepting, then starts the engine's drain; a loop
+// acts on StopAccepting when it next wakes (io_uring: it cancels its
+// accepts at the next submission). A tick of a loop that began after an
+// earlier tick, itself after the drain was seen, comes after that wake-up;
+// the third tick after it, after the cancellation completed too. A loop
+// that does not tick (a handler holding it) does not hold the report back
+// for more than two seconds.
+func reportNoAccept(p *worker.Process, status *supervisor.Status, stop <-chan struct{}) {
+	eng := p.Engine()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	limit := time.NewTimer(2 * time.Second)
+	defer limit.Stop()
+	var last []int64
+	var ticks []int
+	for {
+		select {
+		case <-stop:
+			return
+		case <-limit.C:
+			status.NoAccept()
+			return
+		case <-poll.C:
+		}
+		if !eng.Draining() {
+			continue
+		}
+		hb := eng.Heartbeats()
+		if last == nil {
+			last, ticks = hb, make([]int, len(hb))
+			continue
+		}
+		done := true
+		for i := range hb {
+			if hb[i] != last[i] {
+				last[i] = hb[i]
+				ticks[i]++
+			}
+			done = done && ticks[i] >= noAcceptTicks
+		}
+		if done {
+			status.NoAccept()
+			return
+		}
+	}
 }
 
 // stderrToFile points descriptor 2 at the error log file, when there is

@@ -16,10 +16,12 @@ type Config struct {
 	// ConfigFile is the file the settings were read from ("" for none).
 	ConfigFile string
 
-	Bind       []string
-	Backlog    int
-	ReusePort  bool
-	SocketMode os.FileMode
+	Bind        []string
+	Backlog     int
+	ReusePort   bool
+	SocketMode  os.FileMode
+	SocketOwner string
+	SocketGroup string
 
 	Workers           int
 	WorkerClass       WorkerClass

@@ -271,6 +271,21 @@ var settings = []Setting{
 			"octal already). Strings are always octal, as for chmod.",
 		Gunicorn: "asyncd only; Gunicorn derives the socket's mode from umask.",
 		check:    modeMax(0o777)},
+	{Key: "socket_owner", Field: "SocketOwner", Type: TypeString, Default: "", Flag: "socket-owner",
+		Env: env("socket_owner"), Group: GroupServerSocket, Meta: "USER",
+		Help: "Owner of the unix: sockets asyncd creates (name or uid); empty = the serving user, if user or group is set, else unchanged.",
+		Doc: "Changing the owner needs root. Sockets from systemd (socket activation) are left as the " +
+			"socket unit made them (`SocketUser=`).",
+		Gunicorn: "asyncd only; Gunicorn gives the socket to the worker user and group.",
+		check:    checkAccount},
+	{Key: "socket_group", Field: "SocketGroup", Type: TypeString, Default: "", Flag: "socket-group",
+		Env: env("socket_group"), Group: GroupServerSocket, Meta: "GROUP",
+		Help: "Group of the unix: sockets asyncd creates (name or gid): with socket_mode 0660 its members may connect; empty = the serving group, if user or group is set, else unchanged.",
+		Doc: "Set it to the proxy's group (`www-data` for Debian's nginx). asyncd need not run as root " +
+			"for this: a process may give its own files to any group it is a member of (systemd: " +
+			"`SupplementaryGroups=www-data`). Sockets from systemd keep the socket unit's `SocketGroup=`.",
+		Gunicorn: "asyncd only; Gunicorn gives the socket to the worker user and group.",
+		check:    checkAccount},
 
 	// Worker Processes
 	{Key: "workers", Field: "Workers", Type: TypeInt, Default: 0, Short: "w", Flag: "workers",
@@ -507,7 +522,10 @@ var settings = []Setting{
 	{Key: "umask", Field: "Umask", Type: TypeFileMode, Default: 0, Short: "m", Flag: "umask", Env: env("umask"),
 		Group: GroupServerMechanics, Meta: "INT",
 		Help: "The file mode creation mask of asyncd's processes (octal, e.g. 0022).",
-		Doc:  "As for socket_mode, strings are always octal; integers are taken as they are.",
+		Doc: "Applied to the supervisor at start and on reload, whenever it is set (in the file, " +
+			"`ASYNCD_UMASK` or `-m`), `0000` included; serving processes inherit it. Left unset, asyncd " +
+			"keeps the umask it was started with: the `0000` above is only what --print-config shows " +
+			"then. As for socket_mode, strings are always octal; integers are taken as they are.",
 		Gunicorn: "Gunicorn reads a string such as \"22\" as decimal; asyncd reads every string as " +
 			"octal, as the umask command does.",
 		check: modeMax(0o777)},

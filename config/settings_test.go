@@ -144,6 +144,8 @@ func TestValidateHandBuilt(t *testing.T) {
 		{"backend", func(c *Config) { c.Backend = "kqueue" }, `backend: must be one of auto, epoll, io_uring, got "kqueue"`},
 		{"mode", func(c *Config) { c.SocketMode = 0o1777 }, "socket_mode: must be between 0000 and 0777, got 01777"},
 		{"umask", func(c *Config) { c.Umask = -1 }, "umask: must be between 0000 and 0777, got -0001"},
+		{"socket owner", func(c *Config) { c.SocketOwner = "www data" }, `socket_owner: "www data" is not a user or group name or id`},
+		{"socket group", func(c *Config) { c.SocketGroup = "www:data" }, `socket_group: "www:data" is not a user or group name or id`},
 		{"route", func(c *Config) { c.Routes = []Route{{Path: "/", Handler: " "}} }, "routes[0].handler: must name a handler"},
 		{"source prefix", func(c *Config) { c.Threads = 0; c.Source["threads"] = "ASYNCD_THREADS" },
 			"ASYNCD_THREADS: threads: must be >= 1, got 0"},

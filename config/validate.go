@@ -126,6 +126,16 @@ func checkFieldValue(v any) error {
 	return nil
 }
 
+// checkAccount accepts a user or group name or a numeric id (looked up when
+// asyncd starts): no spaces, colons, slashes or control characters.
+func checkAccount(v any) error {
+	s := v.(string)
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || r == ':' || r == '/' }) {
+		return fmt.Errorf("%q is not a user or group name or id", s)
+	}
+	return nil
+}
+
 func checkRawEnv(v any) error {
 	for i, e := range v.([]string) {
 		k, _, ok := strings.Cut(e, "=")

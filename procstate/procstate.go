@@ -34,6 +34,10 @@ type Source interface {
 }
 
 var (
+	// replaced: a newer generation of this instance serves (SIGHUP from
+	// the supervisor); stopping: the whole instance drains (SIGTERM).
+	replaced, stopping atomic.Bool
+
 	src        atomic.Pointer[Source]
 	generation atomic.Int64
 	restarts   atomic.Int64
@@ -53,6 +57,32 @@ func Current() Source {
 		return *p
 	}
 	return nil
+}
+
+// SetReplaced records that a newer generation of this instance serves
+// and this process only drains what it holds: a reload, a binary upgrade's
+// hand-over or a recycle, not a reason for a load balancer to take the
+// instance out.
+func SetReplaced() { replaced.Store(true) }
+
+// SetStopping records that the whole instance is stopping (SIGTERM).
+func SetStopping() { stopping.Store(true) }
+
+// InstanceReady reports whether the instance this process belongs to
+// should get traffic, as a readiness check answers it: not before the
+// process serves, not once the instance stops, and still while this
+// process hands over to a newer generation (its keep-alive connections
+// still reach it then, and a 503 on them would take the whole instance out
+// of rotation on every reload).
+func InstanceReady() bool {
+	s := Current()
+	switch {
+	case s == nil || stopping.Load():
+		return false
+	case replaced.Load():
+		return true
+	}
+	return s.Ready()
 }
 
 // SetLineage records the generation of this serving process and the

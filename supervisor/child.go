@@ -17,6 +17,7 @@ const (
 	msgRecycle   = "RECYCLE"   // max_requests / max_worker_memory: replace me
 	msgHeartbeat = "HEARTBEAT" // I am alive (sent every timeout/4)
 	msgStuck     = "STUCK"     // a loop stopped answering: replace me
+	msgNoAccept  = "NOACCEPT"  // my loops no longer accept (I drain)
 )
 
 // Environment variables the supervisor passes to a serving process. They
@@ -72,6 +73,11 @@ func (s *Status) Recycle(reason string) { s.send(msgRecycle + " " + reason) }
 func (s *Status) Stuck(loop int, since time.Duration) {
 	s.send(fmt.Sprintf("%s loop %d for %s", msgStuck, loop, since.Round(time.Millisecond)))
 }
+
+// NoAccept tells the supervisor that the loops no longer accept
+// connections: once every serving process of a stopping instance has said
+// so, the supervisor closes the listening sockets for good.
+func (s *Status) NoAccept() { s.send(msgNoAccept) }
 
 // Heartbeat runs until stop is closed, sending a heartbeat every interval.
 func (s *Status) Heartbeat(interval time.Duration, stop <-chan struct{}) {

@@ -14,6 +14,7 @@ import (
 	"github.com/asyncd/asyncd/bind"
 	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/loop/uring"
+	"github.com/asyncd/asyncd/safefile"
 )
 
 // executable is the path of the asyncd binary on disk (not /proc/self/exe:
@@ -149,23 +150,18 @@ func credential(userName, groupName string) (*syscall.Credential, error) {
 	var u *user.User
 	if userName != "" {
 		var err error
-		if u, err = user.Lookup(userName); err != nil {
-			if u, err = user.LookupId(userName); err != nil {
-				return nil, fmt.Errorf("user %q: %w", userName, err)
-			}
+		if u, err = lookupUser(userName); err != nil {
+			return nil, err
 		}
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
 	}
 	groups := []uint32{}
 	if groupName != "" {
-		g, err := user.LookupGroup(groupName)
-		if err != nil {
-			if g, err = user.LookupGroupId(groupName); err != nil {
-				return nil, fmt.Errorf("group %q: %w", groupName, err)
-			}
+		var err error
+		if gid, err = lookupGroup(groupName); err != nil {
+			return nil, err
 		}
-		gid, _ = strconv.Atoi(g.Gid)
 	} else if u != nil {
 		if ids, err := u.GroupIds(); err == nil {
 			for _, id := range ids {
@@ -184,39 +180,108 @@ func credential(userName, groupName string) (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, nil
 }
 
-// chownLogs gives the error log file to the user serving processes run
-// as, so that they can append to it and reopen it (SIGUSR1) after
-// dropping privileges.
-func (s *Supervisor) chownLogs(cfg *config.Config) {
-	if cfg.ErrorLog == "" || cfg.ErrorLog == "-" || (cfg.User == "" && cfg.Group == "") {
-		return
+// lookupUser finds a user by name, then by id.
+func lookupUser(name string) (*user.User, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return nil, fmt.Errorf("user %q: %w", name, err)
+		}
+	}
+	return u, nil
+}
+
+// lookupGroup finds a group's id by name, then by id.
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		if g, err = user.LookupGroupId(name); err != nil {
+			return 0, fmt.Errorf("group %q: %w", name, err)
+		}
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// socketOwner is who the unix socket files asyncd creates belong to:
+// socket_owner and socket_group, each defaulting to the serving user and
+// group when user or group is set (as Gunicorn gives its socket to the
+// worker user), or nil to leave them to the supervisor.
+func socketOwner(cfg *config.Config) (*bind.Owner, error) {
+	o := bind.Owner{UID: -1, GID: -1}
+	cred, err := credential(cfg.User, cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	if cred != nil {
+		o = bind.Owner{UID: int(cred.Uid), GID: int(cred.Gid)}
+	}
+	if cfg.SocketOwner != "" {
+		u, err := lookupUser(cfg.SocketOwner)
+		if err != nil {
+			return nil, fmt.Errorf("%s: socket_owner: %w", cfg.Source.Of("socket_owner"), err)
+		}
+		o.UID, _ = strconv.Atoi(u.Uid)
+	}
+	if cfg.SocketGroup != "" {
+		if o.GID, err = lookupGroup(cfg.SocketGroup); err != nil {
+			return nil, fmt.Errorf("%s: socket_group: %w", cfg.Source.Of("socket_group"), err)
+		}
+	}
+	if o.UID < 0 && o.GID < 0 {
+		return nil, nil
+	}
+	return &o, nil
+}
+
+// ServingUser is the unprivileged user serving processes run as, whose
+// writes must not steer what the root supervisor opens (package safefile),
+// or nil when there is no such boundary: asyncd does not run as root, or
+// serves as root.
+func ServingUser(cfg *config.Config) (*safefile.User, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
 	}
 	cred, err := credential(cfg.User, cfg.Group)
-	if err != nil || cred == nil {
+	if err != nil || cred == nil || cred.Uid == 0 {
+		return nil, err
+	}
+	u := &safefile.User{Name: cfg.User, UID: int(cred.Uid), GID: int(cred.Gid)}
+	for _, g := range cred.Groups {
+		u.Groups = append(u.Groups, int(g))
+	}
+	return u, nil
+}
+
+// chownLogs gives the log files to the user serving processes run as, so
+// that they can append to them and reopen them (SIGUSR1) after dropping
+// privileges: created if missing, opened and changed through one
+// descriptor, never through a link that user could have planted (package
+// safefile). The error log first, then the access log.
+func (s *Supervisor) chownLogs(cfg *config.Config) {
+	u, err := ServingUser(cfg)
+	if err != nil || u == nil {
 		return
 	}
-	if err := os.Chown(cfg.ErrorLog, int(cred.Uid), int(cred.Gid)); err != nil && !os.IsNotExist(err) {
-		s.log.Warn("cannot give the error log to the serving user", "path", cfg.ErrorLog, "error", err.Error())
+	for _, l := range []struct{ key, path string }{{"errorlog", cfg.ErrorLog}, {"accesslog", cfg.AccessLog}} {
+		if l.path == "" || l.path == "-" {
+			continue
+		}
+		if err := chownLog(l.path, u); err != nil {
+			s.log.Warn("cannot give the log file to the serving user", "setting", l.key, "path", l.path,
+				"user", u.String(), "error", err.Error())
+		}
 	}
 }
 
-// chownSockets gives the unix socket files this supervisor created to the
-// user and group serving processes run as, as Gunicorn does, so that
-// socket_mode's group bits mean that group (a proxy in it may connect).
-func (s *Supervisor) chownSockets(cfg *config.Config, set *bind.Set) {
-	if cfg.User == "" && cfg.Group == "" {
-		return
+func chownLog(path string, u *safefile.User) error {
+	f, err := safefile.OpenAppend(path, 0o644, u)
+	if err != nil {
+		return err
 	}
-	cred, err := credential(cfg.User, cfg.Group)
-	if err != nil || cred == nil {
-		return
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return err // /dev/stdout and the like stay as they are
 	}
-	for _, k := range set.Sockets {
-		if k.Addr.Kind != bind.Unix || s.external[k.File] {
-			continue
-		}
-		if err := os.Chown(k.Addr.Address, int(cred.Uid), int(cred.Gid)); err != nil {
-			s.log.Warn("cannot give the unix socket to the serving user", "path", k.Addr.Address, "error", err.Error())
-		}
-	}
+	return f.Chown(u.UID, u.GID)
 }

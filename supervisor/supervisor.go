@@ -82,6 +82,7 @@ type generation struct {
 	exited   bool
 	timedOut bool   // not ready within ReadyTimeout: killed
 	reason   string // why it was started
+	noAccept bool   // its loops no longer accept (NOACCEPT)
 }
 
 func (g *generation) pid() int { return g.cmd.Process.Pid }
@@ -106,16 +107,19 @@ type Supervisor struct {
 	retired  []bind.Socket     // dropped by a reload; closed once a newer generation serves
 	external map[*os.File]bool // sockets from systemd: their unix socket files are not ours to remove
 	exe      string
-	origDir  string        // working directory at start: relative -c paths resolve there
-	cur      *generation   // serving (ready) generation
-	pending  *generation   // started, not ready yet
-	draining []*generation // told to finish and exit
-	queued   string        // a replacement asked for while one was pending
-	gen      int
-	reloads  int
-	restarts int
-	failures int // consecutive crashes or failed starts with nothing serving
-	notify   *notifier
+	origDir  string // working directory at start: relative -c paths resolve there
+	// startUmask is the umask asyncd was started with: the one in force
+	// while the umask setting is unset.
+	startUmask int
+	cur        *generation   // serving (ready) generation
+	pending    *generation   // started, not ready yet
+	draining   []*generation // told to finish and exit
+	queued     string        // a replacement asked for while one was pending
+	gen        int
+	reloads    int
+	restarts   int
+	failures   int // consecutive crashes or failed starts with nothing serving
+	notify     *notifier
 	// reloadOwed: RELOADING=1 was sent; READY=1 is owed once the reload
 	// ends (new generation serving, or the old one kept).
 	reloadOwed bool
@@ -126,6 +130,8 @@ type Supervisor struct {
 	restartAt  time.Time
 	// fatal ends Run: serving processes keep failing.
 	fatal error
+	// listenersClosed: a stop closed the listening sockets for good.
+	listenersClosed bool
 	// owner: this supervisor owns the pidfile and unix socket files. A
 	// supervisor started by a binary upgrade becomes the owner only once
 	// it serves; until then the old one does.
@@ -182,6 +188,13 @@ func Run(cfg *config.Config, o Options) error {
 		s.owner = false
 		os.Unsetenv(EnvUpgradeFD)
 	}
+	if s.upgrade == nil {
+		// After an upgrade the pidfile names the old supervisor, which
+		// hands it over; otherwise it must not name another live one.
+		if err := checkPidfile(cfg); err != nil {
+			return err
+		}
+	}
 	// Sockets: inherited from an old supervisor (binary upgrade), from
 	// systemd, or bound here.
 	inherited, err := bind.Inherited(os.Getenv(bind.EnvVar))
@@ -201,8 +214,14 @@ func Run(cfg *config.Config, o Options) error {
 			return err
 		}
 		s.cfg = cfg
-	} else if s.sockets, err = bind.Open(cfg.Bind, s.bindOptions(cfg, systemd)); err != nil {
-		return err
+	} else {
+		o, err := bindOptions(cfg, systemd)
+		if err != nil {
+			return err
+		}
+		if s.sockets, err = bind.Open(cfg.Bind, o); err != nil {
+			return err
+		}
 	}
 	for _, f := range systemd {
 		used := false
@@ -215,9 +234,6 @@ func Run(cfg *config.Config, o Options) error {
 	}
 	s.markExternal(systemd, os.Getenv(EnvExternalFDs))
 	os.Unsetenv(EnvExternalFDs)
-	if inherited == nil {
-		s.chownSockets(cfg, s.sockets)
-	}
 	s.log.Info("asyncd starting", "version", o.Version, "pid", os.Getpid(), "binary", s.exe, "bind", s.sockets.Addrs(),
 		"config", orDefault(cfg.ConfigFile), "upgrade", s.upgrade != nil)
 	if err := s.start("start"); err != nil {
@@ -290,9 +306,18 @@ func orDefault(s string) string {
 	return s
 }
 
-func (s *Supervisor) bindOptions(cfg *config.Config, systemd []*os.File) bind.Options {
-	return bind.Options{Loops: cfg.Loops(), ReusePort: cfg.ReusePort, Backlog: cfg.Backlog,
+// bindOptions are how the supervisor binds cfg's addresses; systemd's
+// sockets are adopted as they are (their unix socket files are the
+// socket unit's: SocketUser=, SocketGroup=, SocketMode=).
+func bindOptions(cfg *config.Config, systemd []*os.File) (bind.Options, error) {
+	o := bind.Options{Loops: cfg.Loops(), ReusePort: cfg.ReusePort, Backlog: cfg.Backlog,
 		SocketMode: cfg.SocketMode, Systemd: systemd}
+	var err error
+	if o.SocketOwner, err = socketOwner(cfg); err != nil {
+		return o, err
+	}
+	o.Untrusted, err = ServingUser(cfg)
+	return o, err
 }
 
 // start starts a new generation with the current config; it becomes
@@ -320,6 +345,9 @@ func (s *Supervisor) event(e genEvent) {
 		s.replaceFor(g, "recycle: "+e.ev.arg, false)
 	case msgStuck:
 		s.replaceFor(g, "stuck event loop: "+e.ev.arg, true)
+	case msgNoAccept:
+		g.noAccept = true
+		s.closeListeners()
 	}
 }
 
@@ -413,6 +441,7 @@ func (s *Supervisor) exited(x genExit) {
 	switch {
 	case g.draining:
 		s.log.Info("serving process exited", "generation", g.n, "pid", g.pid(), "status", status)
+		s.closeListeners()
 	case g == s.pending:
 		s.pending = nil
 		if s.cur != nil {
@@ -567,11 +596,19 @@ func (s *Supervisor) signal(sig os.Signal) {
 	switch sig {
 	case syscall.SIGHUP:
 		s.reload()
-	case syscall.SIGTERM:
+	case syscall.SIGTERM, syscall.SIGQUIT:
+		if s.upgradeQuit(sig) {
+			return
+		}
+		if sig == syscall.SIGQUIT {
+			s.log.Info("SIGQUIT: fast stop")
+			s.stop(true)
+			return
+		}
 		s.log.Info("SIGTERM: graceful stop", "graceful_timeout", s.cfg.GracefulTimeout, "shutdown_delay", s.cfg.ShutdownDelay)
 		s.stop(false)
-	case syscall.SIGINT, syscall.SIGQUIT:
-		s.log.Info(sigName(sig) + ": fast stop")
+	case syscall.SIGINT:
+		s.log.Info("SIGINT: fast stop")
 		s.stop(true)
 	case syscall.SIGUSR1:
 		s.log.Info("SIGUSR1: reopening log files")
@@ -666,6 +703,9 @@ func (s *Supervisor) reload() {
 		}
 		err = checkBackend(cfg)
 	}
+	if err == nil && cfg.PidFile != s.cfg.PidFile {
+		err = checkPidfile(cfg)
+	}
 	if err == nil {
 		err = s.rebind(cfg)
 	}
@@ -702,10 +742,19 @@ func (s *Supervisor) load() (*config.Config, []string, error) {
 }
 
 // applyProcessSettings applies umask and chdir (at start, and on reload
-// when they changed).
+// when they changed). A umask set anywhere (file, environment, flag) is
+// applied, 0000 included; left unset, asyncd keeps the umask it was
+// started with (a reload that drops the setting returns to it).
 func (s *Supervisor) applyProcessSettings(old, cfg *config.Config) error {
-	if cfg.Umask != 0 && (old == nil || old.Umask != cfg.Umask) {
-		syscall.Umask(cfg.Umask)
+	if old == nil {
+		s.startUmask = currentUmask()
+	}
+	umask := s.startUmask
+	if _, set := cfg.Source["umask"]; set {
+		umask = cfg.Umask
+	}
+	if umask != currentUmask() {
+		syscall.Umask(umask)
 	}
 	if cfg.Chdir != "" && (old == nil || old.Chdir != cfg.Chdir) {
 		dir := cfg.Chdir
@@ -755,11 +804,14 @@ func (s *Supervisor) rebind(cfg *config.Config) error {
 		}
 	}
 	if len(fresh) > 0 {
-		more, err := bind.Open(fresh, s.bindOptions(cfg, nil))
+		o, err := bindOptions(cfg, nil)
+		if err != nil {
+			return err
+		}
+		more, err := bind.Open(fresh, o)
 		if err != nil {
 			return fmt.Errorf("%s: %w", cfg.Source.Of("bind"), err)
 		}
-		s.chownSockets(cfg, more)
 		keep.Sockets = append(keep.Sockets, more.Sockets...)
 	}
 	var retired []bind.Socket
@@ -784,8 +836,8 @@ func (s *Supervisor) rebind(cfg *config.Config) error {
 func (s *Supervisor) closeRetired() {
 	for _, k := range s.retired {
 		k.File.Close()
-		if k.Addr.Kind == bind.Unix && s.owner {
-			os.Remove(k.Addr.Address)
+		if s.owner && !s.external[k.File] {
+			s.removeSocketFile(k.Addr)
 		}
 		s.log.Info("stopped listening", "bind", k.Addr.Spec)
 	}
@@ -796,7 +848,6 @@ func (s *Supervisor) closeRetired() {
 // (SIGQUIT, then SIGKILL after fastGrace) stop. A process still starting
 // gets the same signal: it may already hold connections.
 func (s *Supervisor) stop(fast bool) {
-	again := s.stopping
 	if !s.stopping {
 		s.notify.send("STOPPING=1") //nolint:errcheck // nothing to do without systemd
 	}
@@ -815,8 +866,11 @@ func (s *Supervisor) stop(fast bool) {
 			}
 			continue
 		}
-		if again && g.draining {
-			// A second SIGTERM: passed on, it ends shutdown_delay.
+		if g.draining {
+			// A generation a newer one replaced drains already, but its
+			// readiness must now say the instance stops (it answered
+			// ready for the instance). A second SIGTERM, passed on, ends
+			// shutdown_delay.
 			g.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // gone already is fine
 			continue
 		}
@@ -831,6 +885,7 @@ func (s *Supervisor) stop(fast bool) {
 		}
 		s.upgrader.Process.Signal(sig) //nolint:errcheck // gone already is fine
 	}
+	s.closeListeners()
 }
 
 // finish releases what the supervisor owns before it exits.

@@ -48,6 +48,9 @@ func (s *Supervisor) binaryUpgrade() {
 		s.log.Error("SIGUSR2: binary upgrade failed; still serving", "error", err.Error())
 		return
 	}
+	// As Gunicorn: the old supervisor's pidfile becomes PIDFILE.oldbin;
+	// the new one writes PIDFILE once it serves.
+	s.renamePidfile(s.cfg.PidFile, oldbin(s.cfg.PidFile))
 	files, lenv := s.sockets.Export()
 	cmd := exec.Command(s.exe, s.o.Args...)
 	cmd.ExtraFiles = append(append([]*os.File{}, files...), w)
@@ -59,6 +62,7 @@ func (s *Supervisor) binaryUpgrade() {
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		w.Close()
+		s.renamePidfile(oldbin(s.cfg.PidFile), s.cfg.PidFile)
 		s.log.Error("SIGUSR2: binary upgrade failed; still serving", "binary", s.exe, "error", err.Error())
 		return
 	}
@@ -107,6 +111,7 @@ func (s *Supervisor) upgraded(msg string) {
 	}
 	if msg != "READY" {
 		go cmd.Wait() //nolint:errcheck // reap it; its own log says why it stopped
+		s.renamePidfile(oldbin(s.cfg.PidFile), s.cfg.PidFile)
 		if !s.stopping {
 			s.log.Error("SIGUSR2: the new supervisor exited before it was ready; still serving", "binary", s.exe,
 				"new_pid", cmd.Process.Pid)
@@ -148,4 +153,27 @@ func (s *Supervisor) takeOver() {
 	// Also tell systemd directly; with NotifyAccess=main it listens to the
 	// old supervisor's MAINPID message instead.
 	s.notify.send(fmt.Sprintf("MAINPID=%d", os.Getpid())) //nolint:errcheck // nothing to do without systemd
+}
+
+// upgradeQuit handles SIGTERM and SIGQUIT sent to an old supervisor during
+// a binary upgrade, and reports whether it did. Gunicorn's upgrade scripts
+// follow USR2 with kill -QUIT $(cat PIDFILE.oldbin) to make the old master
+// leave while the new one serves: SIGQUIT here never stops the new
+// supervisor nor cuts requests short; this one leaves once the new one
+// serves (at once if it already does), its generation draining within
+// graceful_timeout. SIGTERM after the hand-over is the same (systemd's
+// stop signal to a leaving main process); before it, SIGTERM stops both,
+// as for any stop. SIGINT always stops fast.
+func (s *Supervisor) upgradeQuit(sig os.Signal) bool {
+	switch {
+	case s.handedOver:
+		s.log.Info(sigName(sig)+": this supervisor already hands over to the upgraded one; its serving process drains",
+			"graceful_timeout", s.cfg.GracefulTimeout)
+		return true
+	case s.upgrader != nil && sig == syscall.SIGQUIT:
+		s.log.Info("SIGQUIT during a binary upgrade: this supervisor leaves once the new one serves "+
+			"(if the new one fails first, this one keeps serving)", "new_pid", s.upgrader.Process.Pid)
+		return true
+	}
+	return false
 }

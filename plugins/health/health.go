@@ -2,10 +2,12 @@
 // endpoint for load balancers and orchestrators (Kubernetes probes).
 //
 // check: live answers 200 while the process runs (if it can answer at all,
-// it is alive). check: ready (the default) answers 200 only while
-// procstate says the serving process accepts new work, and 503 before it
-// has started and while it drains, so a load balancer takes it out of
-// rotation before it stops.
+// it is alive). check: ready (the default) answers whether the instance
+// should get traffic (procstate.InstanceReady): 503 before the serving
+// process has started and from SIGTERM on, while the whole instance drains,
+// so a load balancer takes it out of rotation before it stops; 200 from a
+// generation that drains because a newer one took over (a reload), whose
+// keep-alive connections a load balancer may still be checking on.
 //
 // The handler is an engine.InlineHandler: it always runs on the event loop
 // and is never held back by the off-loop in-flight bound, so it answers
@@ -75,7 +77,7 @@ func (h *Handler) Serve(c *engine.Ctx) {
 	c.SetContentType(h.ctype)
 	c.SetHeader("Cache-Control", "no-store")
 	if h.ready {
-		if src := procstate.Current(); src == nil || !src.Ready() {
+		if !procstate.InstanceReady() {
 			c.SetStatus(503)
 			c.SetBody(h.unavailable)
 			return

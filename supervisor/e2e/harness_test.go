@@ -88,6 +88,8 @@ type options struct {
 	argv    []string
 	logFile string
 	noWait  bool // do not wait for the first serving process
+	// cred runs asyncd as another user (a service manager's User=).
+	cred *syscall.Credential
 }
 
 // startServer writes config (a YAML document; "@DIR@" is replaced by the
@@ -116,6 +118,9 @@ func startServer(t *testing.T, config string, o options) *server {
 	s.cmd.Env = append(s.cmd.Env, o.env...)
 	s.cmd.ExtraFiles = o.files
 	s.cmd.Stdout, s.cmd.Stderr = out, out
+	if o.cred != nil {
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.cred}
+	}
 	// ETXTBSY: a binary just written (copyBinary) can be held open for
 	// writing for a moment by a process another test is forking.
 	for try := 0; ; try++ {
@@ -129,6 +134,7 @@ func startServer(t *testing.T, config string, o options) *server {
 		time.Sleep(20 * time.Millisecond)
 		c := exec.Command(s.cmd.Path, s.cmd.Args[1:]...)
 		c.Dir, c.Env, c.ExtraFiles, c.Stdout, c.Stderr = s.cmd.Dir, s.cmd.Env, s.cmd.ExtraFiles, s.cmd.Stdout, s.cmd.Stderr
+		c.SysProcAttr = s.cmd.SysProcAttr
 		s.cmd = c
 	}
 	go func() {
@@ -361,6 +367,40 @@ func (c *conn) do(path string, timeout time.Duration) (*response, error) {
 		return nil, fmt.Errorf("write: %w", err)
 	}
 	return readResponse(c.br)
+}
+
+// inFlight is a request sent on a goroutine of its own (a slow request
+// the test signals asyncd during).
+type inFlight struct {
+	done chan struct{}
+	r    *response
+	err  error
+}
+
+// send sends one GET on c without waiting for the response.
+func (c *conn) send(path string, timeout time.Duration) *inFlight {
+	f := &inFlight{done: make(chan struct{})}
+	go func() {
+		f.r, f.err = c.do(path, timeout)
+		close(f.done)
+	}()
+	return f
+}
+
+// wait returns the response.
+func (f *inFlight) wait() (*response, error) {
+	<-f.done
+	return f.r, f.err
+}
+
+// answered reports whether the response (or an error) came already.
+func (f *inFlight) answered() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // closed reports whether the server closed the connection (EOF or reset)

@@ -29,17 +29,11 @@ func testGracefulStop(t *testing.T, backend string) {
 	if _, err := idle.do("/", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	busy := dial(t, "tcp", addr)
-	done := make(chan error, 1)
-	var r *response
-	go func() {
-		var err error
-		r, err = busy.do("/slow", 10*time.Second)
-		done <- err
-	}()
+	busy := dial(t, "tcp", addr).send("/slow", 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
 	s.signal(syscall.SIGTERM)
-	if err := <-done; err != nil {
+	r, err := busy.wait()
+	if err != nil {
 		t.Fatalf("request in flight at SIGTERM: %v", err)
 	}
 	if r.status != 200 || r.body != "slow" || !strings.EqualFold(r.header["connection"], "close") {

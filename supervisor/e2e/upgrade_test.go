@@ -37,6 +37,21 @@ func copyBinary(t *testing.T, path string) {
 	}
 }
 
+// upgraded waits for the n-th SIGUSR2's new supervisor to start and
+// returns its pid; it is stopped when the test ends if it still runs.
+func (s *server) upgraded(n int) int {
+	s.t.Helper()
+	m := s.waitLog(`SIGUSR2: binary upgrade: new supervisor started" binary=\S+ new_pid=(\d+)`, n)
+	pid, _ := strconv.Atoi(m[1])
+	s.t.Cleanup(func() {
+		if alive(pid) {
+			syscall.Kill(pid, syscall.SIGQUIT) //nolint:errcheck
+			waitPid(s.t, pid, 10*time.Second)
+		}
+	})
+	return pid
+}
+
 // TestBinaryUpgrade: SIGUSR2 starts the binary now on disk as a new
 // supervisor on the same sockets; the old one leaves once the new one
 // serves, without a failed request. Under systemd the old one names the
@@ -155,14 +170,7 @@ func TestBinaryUpgradeFails(t *testing.T) {
 	copyBinary(t, bin)
 	time.Sleep(200 * time.Millisecond)
 	s.signal(syscall.SIGUSR2)
-	m := s.waitLog(`SIGUSR2: binary upgrade: new supervisor started" binary=\S+ new_pid=(\d+)`, 2)
-	newPid, _ := strconv.Atoi(m[1])
-	t.Cleanup(func() {
-		if alive(newPid) {
-			syscall.Kill(newPid, syscall.SIGQUIT) //nolint:errcheck
-			waitPid(t, newPid, 10*time.Second)
-		}
-	})
+	newPid := s.upgraded(2)
 	if code := s.wait(20 * time.Second); code != 0 {
 		t.Errorf("old supervisor exit code %d, want 0", code)
 	}
