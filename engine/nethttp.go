@@ -53,6 +53,16 @@ func (c *Ctx) httpRequest() (*http.Request, error) {
 		if err != nil {
 			return nil, err
 		}
+		if c.pathNorm {
+			// URL.Path (and RawPath, set as net/http sets it) is the
+			// normalized path the route matched; RequestURI keeps the
+			// target as sent.
+			p, err := url.ParseRequestURI(string(c.pathBuf))
+			if err != nil {
+				return nil, err
+			}
+			u.Path, u.RawPath = p.Path, p.RawPath
+		}
 	}
 	h := make(http.Header, len(c.req.Headers))
 	var te []string

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/asyncd/asyncd/uripath"
 )
 
 // Route is one entry of the routing table.
@@ -29,7 +31,9 @@ type Route struct {
 }
 
 // Router maps request paths to routes: an exact path wins, then the longest
-// prefix route (a path ending in "/"); no match is a 404.
+// prefix route (a path ending in "/"); no match is a 404. It is given the
+// normalized path (package uripath), and every route's path must be in
+// that form, or it could never match.
 type Router struct {
 	exact    map[string]*Route
 	prefixes []*Route // longest first
@@ -42,6 +46,9 @@ func NewRouter(routes []*Route) (*Router, error) {
 	for _, rt := range routes {
 		if rt.Path == "" || rt.Path[0] != '/' {
 			return nil, fmt.Errorf("route %q: path must start with /", rt.Path)
+		}
+		if err := CheckRoutePath(rt.Path); err != nil {
+			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
 		}
 		if rt.Handler == nil {
 			return nil, fmt.Errorf("route %q: no handler", rt.Path)
@@ -85,6 +92,20 @@ func NewRouter(routes []*Route) (*Router, error) {
 	}
 	sort.SliceStable(r.prefixes, func(i, j int) bool { return len(r.prefixes[i].Path) > len(r.prefixes[j].Path) })
 	return r, nil
+}
+
+// CheckRoutePath reports why path cannot be a route's path: requests are
+// routed on their normalized path (package uripath), so a route path not
+// in that form could never match.
+func CheckRoutePath(path string) error {
+	norm, err := uripath.Append(nil, []byte(path))
+	if err != nil {
+		return err
+	}
+	if string(norm) != path {
+		return fmt.Errorf("requests are routed on their normalized path, which is never %q: write %q", path, norm)
+	}
+	return nil
 }
 
 // Match returns the route for path, or nil. It does not allocate.

@@ -268,6 +268,9 @@ func New(o Options) (*Process, error) {
 func BuildRoutes(cfg *config.Config) ([]*engine.Route, error) {
 	var routes []*engine.Route
 	for i, r := range cfg.Routes {
+		if err := engine.CheckRoutePath(r.Path); err != nil {
+			return nil, fmt.Errorf("routes[%d].path: %w", i, err)
+		}
 		pr := plugins.Route{Index: i, Path: r.Path, Handler: r.Handler, Options: r.Options}
 		h, err := plugins.Build(pr)
 		if err != nil {
