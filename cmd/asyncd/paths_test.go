@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ type rawUpstream struct {
 	ln    net.Listener
 	mu    sync.Mutex
 	lines []string // "METHOD target body=N"
+	heads []string // each request's field lines, as sent
 }
 
 func startRawUpstream(t *testing.T) *rawUpstream {
@@ -55,6 +57,7 @@ func (u *rawUpstream) serve(c net.Conn) {
 			return
 		}
 		cl, chunked := int64(0), false
+		var head strings.Builder
 		for {
 			h, err := br.ReadString('\n')
 			if err != nil {
@@ -63,6 +66,7 @@ func (u *rawUpstream) serve(c net.Conn) {
 			if h == "\r\n" {
 				break
 			}
+			head.WriteString(h)
 			name, value, _ := strings.Cut(strings.TrimRight(h, "\r\n"), ":")
 			value = strings.TrimSpace(value)
 			switch strings.ToLower(name) {
@@ -85,6 +89,7 @@ func (u *rawUpstream) serve(c net.Conn) {
 		target, _, _ := strings.Cut(rest, " ")
 		u.mu.Lock()
 		u.lines = append(u.lines, fmt.Sprintf("%s %s body=%d", method, target, n))
+		u.heads = append(u.heads, head.String())
 		u.mu.Unlock()
 		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nupstream"); err != nil {
 			return
@@ -254,5 +259,37 @@ routes:
 				t.Errorf("%d, upstream saw %q, want 200 and %q", r.StatusCode, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestAbsoluteFormHostInBinary: with an absolute-form target the target's
+// authority is the host (RFC 9112 §3.2.2), even when Host is empty: the
+// access log's SERVER_NAME and SERVER_PORT and the proxy's
+// X-Forwarded-Host follow it; {host}i logs the field as sent.
+func TestAbsoluteFormHostInBinary(t *testing.T) {
+	up := startRawUpstream(t)
+	addr := freePort(t)
+	p := run(t, fmt.Sprintf(`
+bind: ["%s"]
+accesslog: "@DIR@/access.log"
+access_log_format: '%%({SERVER_NAME}e)s %%({SERVER_PORT}e)s [%%({host}i)s] %%(s)s'
+routes:
+  - {path: /p/, handler: proxy, options: {upstream: "%s"}}
+`, addr, up.url()))
+	for _, host := range []string{"", "other.example"} {
+		before := up.count()
+		r := exchange(t, "", addr, "GET http://target.example:81/p/x HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n")
+		up.mu.Lock()
+		heads := append([]string(nil), up.heads[before:]...)
+		up.mu.Unlock()
+		if r.status != 200 || len(heads) != 1 || !strings.Contains(heads[0], "X-Forwarded-Host: target.example:81\r\n") {
+			t.Errorf("Host %q: %d, upstream head %q; want 200 and X-Forwarded-Host: target.example:81", host, r.status, heads)
+		}
+	}
+	log := lines(t, filepath.Join(p.dir, "access.log"), 2)
+	for _, want := range []string{"target.example 81 [] 200", "target.example 81 [other.example] 200"} {
+		if !slices.Contains(log, want) { // lines of different loops may come out of order
+			t.Errorf("access log has no line %q:\n%s", want, strings.Join(log, "\n"))
+		}
 	}
 }
