@@ -1132,13 +1132,13 @@ func (c *conn) route() bool {
 	if !ok {
 		return false
 	}
-	rt := c.l.e.cfg.Router.Match(path)
+	rt, allow := c.l.e.cfg.Router.Match(path, req.Method)
 	if rt == nil {
-		c.answer(404, "")
-		return false
-	}
-	if !rt.allows(req.Method) {
-		c.answer(405, rt.allowLine)
+		if allow != "" {
+			c.answer(405, allow)
+		} else {
+			c.answer(404, "")
+		}
 		return false
 	}
 	x.route = rt

@@ -293,3 +293,48 @@ routes:
 		}
 	}
 }
+
+// TestRoutesShareAPathByMethod: the config allows two routes on one path
+// with different methods; the serving process used to refuse that
+// ("defined twice") and crash-loop while --check-config said OK.
+func TestRoutesShareAPathByMethod(t *testing.T) {
+	addr := freePort(t)
+	run(t, fmt.Sprintf(`
+bind: ["%s"]
+routes:
+  - {path: /x, handler: static, methods: [GET], options: {body: got}}
+  - {path: /x, handler: echo, methods: [POST]}
+`, addr))
+	if r := exchange(t, "", addr, "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"); r.status != 200 || r.body != "got" {
+		t.Errorf("GET /x: %d %q, want 200 got", r.status, r.body)
+	}
+	if r := exchange(t, "", addr, "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"); r.status != 200 || !strings.Contains(r.body, `"body":"hi"`) {
+		t.Errorf("POST /x: %d %q, want 200 and the echo", r.status, r.body)
+	}
+	if r := exchange(t, "", addr, "DELETE /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"); r.status != 405 || r.header.Get("Allow") != "GET, POST, HEAD" {
+		t.Errorf("DELETE /x: %d Allow %q, want 405 Allow: GET, POST, HEAD", r.status, r.header.Get("Allow"))
+	}
+}
+
+// TestCheckConfigRouteErrors: --check-config finds what the router would
+// refuse at start (it used to say OK and leave the serving process to fail
+// five times), naming the route and the file.
+func TestCheckConfigRouteErrors(t *testing.T) {
+	bin := sharedBinary(t)
+	dir := t.TempDir()
+	for _, tt := range []struct{ routes, want string }{
+		{"  - {path: /a//b/, handler: echo}", `routes[0].path: requests are routed on their normalized path, which is never "/a//b/": write "/a/b/"`},
+		{"  - {path: /pub/%2e%2e/x, handler: echo}", `routes[0].path: requests are routed on their normalized path`},
+		{"  - {path: /a%2Fb, handler: echo}", `routes[0].path: encoded / or \ in path`},
+		{"  - {path: /x, handler: echo}\n  - {path: /y, handler: static, blocking: true}", "routes[1] (/y) static: cannot be both inline and blocking"},
+	} {
+		cfg := filepath.Join(dir, "routes.yaml")
+		if err := os.WriteFile(cfg, []byte("routes:\n"+tt.routes+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := execOutput(bin, "--check-config", "-c", cfg)
+		if err == nil || !strings.Contains(out, tt.want) || !strings.Contains(out, "routes.yaml") {
+			t.Errorf("%s: %v, %q; want a failure naming the file and %q", tt.routes, err, out, tt.want)
+		}
+	}
+}
