@@ -1,7 +1,8 @@
 // Package echo is the "echo" handler plugin: it answers 200 with a JSON
 // object describing the request exactly as the server parsed it (method,
-// target, path, query, proto, headers as ordered [name, value] pairs, body,
-// trailers). Conformance tests and operators debugging a proxy chain read it.
+// target as sent, path as routed, i.e. normalized, query, proto, headers
+// as ordered [name, value] pairs, body, trailers). Conformance tests and
+// operators debugging a proxy chain read it.
 //
 // Every byte 0x80..0xFF is written as the code point U+0080..U+00FF (one
 // code point per byte, as \u00XX), so obs-text survives the round trip
