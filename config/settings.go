@@ -543,7 +543,11 @@ var settings = []Setting{
 		Doc: "A list of mappings with `path` (starting with /), `handler` (a plugin name), optional " +
 			"`methods` (a list; default every method), `blocking` (true if the handler may block, " +
 			"so it never runs on the event loop) and `options` (passed to the plugin, which checks " +
-			"them). No two routes may share a path and a method.",
+			"them). No two routes may share a path and a method. Requests are routed on their " +
+			"normalized path (percent-escapes of unreserved characters decoded, `.` and `..` " +
+			"segments resolved, repeated slashes merged; docs/security.md#paths), and the method " +
+			"check and every handler see that path, so a route's path must be in that form " +
+			"(`/a/b/`, not `/a//b/` or `/%7Eb/`).",
 		Gunicorn: "asyncd only: it replaces Gunicorn's APP_MODULE / wsgi_app."},
 	{Key: "preload_app", Flag: "preload", Type: TypeBool, Group: GroupServerMechanics, Support: Ignored,
 		Reason: "handlers are compiled into the binary; there is no application to load before forking"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/asyncd/asyncd/httpparse"
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/uripath"
 )
 
 // Task is work handed to an Executor: one request to run off the loop.
@@ -1127,21 +1128,47 @@ func (c *conn) route() bool {
 		c.answer(501, "")
 		return false
 	}
-	path := req.Path
-	if len(path) == 0 {
-		path = rootPath // absolute-form without a path (RFC 9112 §3.2.2)
-	}
-	rt := c.l.e.cfg.Router.Match(path)
-	if rt == nil {
-		c.answer(404, "")
+	path, ok := c.normalPath()
+	if !ok {
 		return false
 	}
-	if !rt.allows(req.Method) {
-		c.answer(405, rt.allowLine)
+	rt, allow := c.l.e.cfg.Router.Match(path, req.Method)
+	if rt == nil {
+		if allow != "" {
+			c.answer(405, allow)
+		} else {
+			c.answer(404, "")
+		}
 		return false
 	}
 	x.route = rt
 	return true
+}
+
+// normalPath returns the path routes, methods and handlers judge
+// (uripath), or answers 400 and returns false when it has no normal form.
+// An already normal path, the common case, is used in place.
+func (c *conn) normalPath() ([]byte, bool) {
+	x := c.ctx
+	path := x.req.Path
+	if len(path) == 0 {
+		path = rootPath // absolute-form without a path (RFC 9112 §3.2.2)
+	} else if uripath.IsNormal(path) {
+		return path, true
+	}
+	var err error
+	x.pathBuf, err = uripath.Append(x.pathBuf[:0], path)
+	if err != nil {
+		l := c.l
+		if l.logging() {
+			l.logf(slog.LevelInfo, "bad request", "remote", c.lc.RemoteAddr(), "status", 400, "reason", err.Error())
+		}
+		l.e.rejected[400].Add(1)
+		c.answer(400, "")
+		return nil, false
+	}
+	x.pathNorm = true
+	return x.pathBuf, true
 }
 
 // answer sends one of the engine's own responses to the current request.

@@ -130,6 +130,11 @@ type Ctx struct {
 	// input it was parsed from is gone by the time a header timeout
 	// answers the request (savedLine).
 	lineCopy []byte
+	// pathBuf holds the normalized path when it differs from req.Path
+	// (pathNorm): an owned buffer, so that it survives ownHead's re-parse
+	// and an off-loop handler.
+	pathBuf  []byte
+	pathNorm bool
 }
 
 // lazyState is where a deferred body (deferBody) is for the handler.
@@ -145,11 +150,20 @@ const (
 // Method returns the request method, e.g. "GET".
 func (c *Ctx) Method() []byte { return c.req.Method }
 
-// Target returns the request-target exactly as sent.
+// Target returns the request-target exactly as sent: the raw form of
+// Path and Query, for handlers that need the client's own bytes.
 func (c *Ctx) Target() []byte { return c.req.Target }
 
-// Path returns the path of the request-target (before '?').
-func (c *Ctx) Path() []byte { return c.req.Path }
+// Path returns the normalized path the route was matched on (package
+// uripath: unreserved escapes decoded, dot segments removed, slashes
+// merged), "/" for an absolute-form target without a path. Before the
+// request is routed, and in Request().Path, it is the path as sent.
+func (c *Ctx) Path() []byte {
+	if c.pathNorm {
+		return c.pathBuf
+	}
+	return c.req.Path
+}
 
 // Query returns the raw query (after '?', without it), or nil.
 func (c *Ctx) Query() []byte { return c.req.Query }
@@ -478,6 +492,7 @@ func (c *Ctx) reset() {
 	c.chunk.Reset()
 	c.route = nil
 	c.conn = nil
+	c.pathNorm = false
 	c.started = time.Time{} // a refused head is timed from here (Engine.observe)
 	c.status = 200
 	c.ctype = c.ctype[:0]

@@ -72,6 +72,16 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 		if err != nil {
 			return nil, err
 		}
+		if c.pathNorm {
+			// URL.Path (and RawPath, set as net/http sets it) is the
+			// normalized path the route matched; RequestURI keeps the
+			// target as sent.
+			p, err := url.ParseRequestURI(string(c.pathBuf))
+			if err != nil {
+				return nil, err
+			}
+			u.Path, u.RawPath = p.Path, p.RawPath
+		}
 	}
 	h := make(http.Header, len(c.req.Headers))
 	for _, f := range c.req.Headers {

@@ -2,8 +2,11 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/asyncd/asyncd/uripath"
 )
 
 // Route is one entry of the routing table.
@@ -11,7 +14,7 @@ type Route struct {
 	// Path is exact, or a prefix when it ends in "/".
 	Path string
 	// Methods limits the route to these methods (upper case); empty allows all.
-	// GET implies HEAD.
+	// GET implies HEAD, unless another route on the path names HEAD.
 	Methods []string
 	// Handler serves the route.
 	Handler Handler
@@ -23,33 +26,49 @@ type Route struct {
 	Inline bool
 	// Name identifies the route in logs ("routes[2] /api/ (proxy)").
 	Name string
+}
 
-	allow     string // the Allow header value for 405 answers
-	allowLine string // "Allow: <allow>\r\n", built once: a 405 allocates nothing
+// pathRoutes are the routes that share one path, each for its methods.
+type pathRoutes struct {
+	path    string
+	methods []methodRoute // named methods first, then the HEADs GET implies
+	any     *Route        // the route without Methods, if there is one
+	// allowLine is "Allow: <every method>\r\n" for a 405 (without any),
+	// built once: a 405 allocates nothing.
+	allowLine string
+}
+
+type methodRoute struct {
+	method string
+	route  *Route
 }
 
 // Router maps request paths to routes: an exact path wins, then the longest
-// prefix route (a path ending in "/"); no match is a 404.
+// prefix route (a path ending in "/"); no match is a 404. Several routes
+// may share a path with different methods (a method no route on the path
+// allows is a 405). It is given the normalized path (package uripath),
+// and every route's path must be in that form, or it could never match.
 type Router struct {
-	exact    map[string]*Route
-	prefixes []*Route // longest first
+	exact    map[string]*pathRoutes
+	prefixes []*pathRoutes // longest first
 }
 
-// NewRouter builds a router. Two routes with the same path are an error.
+// NewRouter builds a router. Two routes with the same path and a method in
+// common (or both without Methods) are an error.
 func NewRouter(routes []*Route) (*Router, error) {
-	r := &Router{exact: make(map[string]*Route)}
-	seen := map[string]bool{}
+	r := &Router{exact: make(map[string]*pathRoutes)}
+	byPath := map[string]*pathRoutes{}
+	var order []*pathRoutes
 	for _, rt := range routes {
 		if rt.Path == "" || rt.Path[0] != '/' {
 			return nil, fmt.Errorf("route %q: path must start with /", rt.Path)
 		}
+		if err := CheckRoutePath(rt.Path); err != nil {
+			return nil, fmt.Errorf("route %q: %w", rt.Path, err)
+		}
 		if rt.Handler == nil {
 			return nil, fmt.Errorf("route %q: no handler", rt.Path)
 		}
-		if seen[rt.Path] {
-			return nil, fmt.Errorf("route %q: defined twice", rt.Path)
-		}
-		seen[rt.Path] = true
 		if ih, ok := rt.Handler.(InlineHandler); ok && ih.Inline() {
 			rt.Inline = true
 		}
@@ -57,68 +76,140 @@ func NewRouter(routes []*Route) (*Router, error) {
 			rt.Blocking = true
 		}
 		if rt.Inline && rt.Blocking {
-			return nil, fmt.Errorf("route %q: cannot be both inline and blocking", rt.Path)
+			return nil, fmt.Errorf("%s: cannot be both inline and blocking (its handler is inline)", rt.label())
 		}
-		if len(rt.Methods) > 0 {
-			ms := append([]string(nil), rt.Methods...)
-			for i := range ms {
-				ms[i] = strings.ToUpper(ms[i])
-			}
-			hasGet, hasHead := false, false
-			for _, m := range ms {
-				hasGet = hasGet || m == "GET"
-				hasHead = hasHead || m == "HEAD"
-			}
-			if hasGet && !hasHead {
-				ms = append(ms, "HEAD")
-			}
-			rt.Methods = ms
-			rt.allow = strings.Join(ms, ", ")
-			rt.allowLine = "Allow: " + rt.allow + "\r\n"
+		pr := byPath[rt.Path]
+		if pr == nil {
+			pr = &pathRoutes{path: rt.Path}
+			byPath[rt.Path] = pr
+			order = append(order, pr)
 		}
-		if strings.HasSuffix(rt.Path, "/") {
-			r.prefixes = append(r.prefixes, rt)
-			// "/api/" also answers "/api" exactly unless a route claims it.
-		} else {
-			r.exact[rt.Path] = rt
+		if len(rt.Methods) == 0 {
+			if pr.any != nil {
+				return nil, fmt.Errorf("%s: path %q defined twice for every method", rt.label(), rt.Path)
+			}
+			pr.any = rt
+			continue
+		}
+		ms := make([]string, len(rt.Methods))
+		for i, m := range rt.Methods {
+			ms[i] = strings.ToUpper(m)
+		}
+		rt.Methods = ms
+		for _, m := range ms {
+			if pr.lookup(m) != nil {
+				return nil, fmt.Errorf("%s: path %q defined twice for method %s", rt.label(), rt.Path, m)
+			}
+			pr.methods = append(pr.methods, methodRoute{m, rt})
 		}
 	}
-	sort.SliceStable(r.prefixes, func(i, j int) bool { return len(r.prefixes[i].Path) > len(r.prefixes[j].Path) })
+	for _, pr := range order {
+		pr.finish()
+		if strings.HasSuffix(pr.path, "/") {
+			// "/api/" also answers "/api" exactly unless a route claims it.
+			r.prefixes = append(r.prefixes, pr)
+		} else {
+			r.exact[pr.path] = pr
+		}
+	}
+	sort.SliceStable(r.prefixes, func(i, j int) bool { return len(r.prefixes[i].path) > len(r.prefixes[j].path) })
 	return r, nil
 }
 
-// Match returns the route for path, or nil. It does not allocate.
-func (r *Router) Match(path []byte) *Route {
-	if rt, ok := r.exact[string(path)]; ok {
-		return rt
+// label names rt in an error: its Name ("routes[2] (/api/) proxy"), or
+// its path.
+func (rt *Route) label() string {
+	if rt.Name != "" {
+		return rt.Name
 	}
-	for _, rt := range r.prefixes {
-		if len(path) >= len(rt.Path) && string(path[:len(rt.Path)]) == rt.Path {
-			return rt
+	return fmt.Sprintf("route %q", rt.Path)
+}
+
+// finish adds the HEADs that GET implies and builds the Allow line.
+func (pr *pathRoutes) finish() {
+	if get := pr.lookup("GET"); get != nil && pr.lookup("HEAD") == nil {
+		pr.methods = append(pr.methods, methodRoute{"HEAD", get})
+	}
+	if pr.any == nil {
+		var allow []string
+		for _, mr := range pr.methods {
+			if !slices.Contains(allow, mr.method) {
+				allow = append(allow, mr.method)
+			}
+		}
+		pr.allowLine = "Allow: " + strings.Join(allow, ", ") + "\r\n"
+	}
+}
+
+func (pr *pathRoutes) lookup(method string) *Route {
+	for _, mr := range pr.methods {
+		if mr.method == method {
+			return mr.route
 		}
 	}
 	return nil
 }
 
-// Routes returns every route, exact ones first.
-func (r *Router) Routes() []*Route {
-	var out []*Route
-	for _, rt := range r.exact {
-		out = append(out, rt)
+// CheckRoutePath reports why path cannot be a route's path: requests are
+// routed on their normalized path (package uripath), so a route path not
+// in that form could never match.
+func CheckRoutePath(path string) error {
+	norm, err := uripath.Append(nil, []byte(path))
+	if err != nil {
+		return err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return append(out, r.prefixes...)
+	if string(norm) != path {
+		return fmt.Errorf("requests are routed on their normalized path, which is never %q: write %q", path, norm)
+	}
+	return nil
 }
 
-// allows reports whether the route accepts method.
-func (rt *Route) allows(method []byte) bool {
-	if len(rt.Methods) == 0 {
-		return true
-	}
-	for _, m := range rt.Methods {
-		if m == string(method) {
-			return true
+// Match returns the route for path and method. When routes claim the path
+// but none allows the method, it returns nil and the Allow line of the
+// 405 ("Allow: GET, HEAD\r\n"); when none claims the path, nil and "". It
+// does not allocate.
+func (r *Router) Match(path, method []byte) (*Route, string) {
+	pr, ok := r.exact[string(path)]
+	if !ok {
+		for _, p := range r.prefixes {
+			if len(path) >= len(p.path) && string(path[:len(p.path)]) == p.path {
+				pr = p
+				break
+			}
+		}
+		if pr == nil {
+			return nil, ""
 		}
 	}
-	return false
+	for _, mr := range pr.methods {
+		if mr.method == string(method) {
+			return mr.route, ""
+		}
+	}
+	if pr.any != nil {
+		return pr.any, ""
+	}
+	return nil, pr.allowLine
+}
+
+// Routes returns every route once, exact paths first (sorted), then the
+// prefixes, longest first.
+func (r *Router) Routes() []*Route {
+	var exact []*pathRoutes
+	for _, pr := range r.exact {
+		exact = append(exact, pr)
+	}
+	sort.Slice(exact, func(i, j int) bool { return exact[i].path < exact[j].path })
+	var out []*Route
+	for _, pr := range append(exact, r.prefixes...) {
+		for _, mr := range pr.methods {
+			if !slices.Contains(out, mr.route) {
+				out = append(out, mr.route)
+			}
+		}
+		if pr.any != nil {
+			out = append(out, pr.any)
+		}
+	}
+	return out
 }

@@ -564,11 +564,16 @@ func (p *Parser) fieldSemantics(name, value []byte, req *Request) *Error {
 
 // onHost enforces one valid Host field (RFC 9112 §3.2, RFC 9110 §7.2), for
 // HTTP/1.0 too. It is validated even when an absolute-form target overrides
-// it: RFC 9112 §3.2 makes any invalid Host value a 400.
+// it: RFC 9112 §3.2 makes any invalid Host value a 400. An empty one is
+// accepted there: RFC 9112 §3.2.2 says to ignore the field and use the
+// target's authority, and notes that the field may be empty.
 func (p *Parser) onHost(v []byte, req *Request) *Error {
 	p.hosts++
 	if p.hosts > 1 {
 		return errHostMultiple
+	}
+	if len(v) == 0 && req.Form == AbsoluteForm {
+		return nil
 	}
 	if err := validHostField(v); err != nil {
 		return err

@@ -98,6 +98,8 @@ func targetCases() []headCase {
 		{rule: "§3.2.2 absolute-form empty port", raw: "GET http://h:/ HTTP/1.1\r\n" + hostA + "\r\n", check: want("GET", "http://h:/", "/", nil, "h:")},
 		{rule: "§3.2.2 absolute-form still needs a valid Host field", raw: "GET http://h/ HTTP/1.1\r\nHost: a/b\r\n\r\n", err: errHostInvalid},
 		{rule: "§3.2.2 absolute-form still needs Host in 1.1", raw: "GET http://h/ HTTP/1.1\r\n\r\n", err: errHostMissing},
+		{rule: "§3.2.2 absolute-form with an empty Host: the target's authority", raw: "GET http://h:81/x HTTP/1.1\r\nHost:\r\n\r\n", check: want("GET", "http://h:81/x", "/x", nil, "h:81")},
+		{rule: "§3.2 origin-form with an empty Host names no host", raw: "GET /x HTTP/1.1\r\nHost:\r\n\r\n", err: errHostEmpty},
 		{rule: "§3.2.3 CONNECT authority-form, Host is the target", raw: "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
 			check: checkMsg(func(m msg) bool {
 				return m.Form == AuthorityForm && m.Host == "example.com:443" && m.Path == "" && m.Query == nil

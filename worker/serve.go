@@ -177,11 +177,7 @@ func New(o Options) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	routes, err := BuildRoutes(cfg)
-	if err != nil {
-		return nil, err
-	}
-	router, err := engine.NewRouter(routes)
+	router, err := BuildRoutes(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -264,10 +260,14 @@ func New(o Options) (*Process, error) {
 	return p, nil
 }
 
-// BuildRoutes builds the engine routes of cfg through the plugin registry.
-func BuildRoutes(cfg *config.Config) ([]*engine.Route, error) {
+// BuildRoutes builds the router of cfg through the plugin registry, so
+// that --check-config finds every error the serving process would.
+func BuildRoutes(cfg *config.Config) (*engine.Router, error) {
 	var routes []*engine.Route
 	for i, r := range cfg.Routes {
+		if err := engine.CheckRoutePath(r.Path); err != nil {
+			return nil, fmt.Errorf("routes[%d].path: %w", i, err)
+		}
 		pr := plugins.Route{Index: i, Path: r.Path, Handler: r.Handler, Options: r.Options}
 		h, err := plugins.Build(pr)
 		if err != nil {
@@ -278,7 +278,7 @@ func BuildRoutes(cfg *config.Config) ([]*engine.Route, error) {
 			Name: fmt.Sprintf("%s %s", pr, r.Handler),
 		})
 	}
-	return routes, nil
+	return engine.NewRouter(routes)
 }
 
 // Engine returns the process's engine (for plugins that need its state).

@@ -2,6 +2,8 @@ package echo_test
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,7 +29,12 @@ func (goExec) Submit(_ int, t engine.Task) bool { go t.Run(); return true }
 
 func startEcho(t *testing.T, b loop.Backend, d engine.Dispatch) *enginetest.Server {
 	t.Helper()
-	h, err := echo.New(plugins.Route{Path: "/echo/", Handler: "echo"})
+	return startEchoWith(t, b, d, nil)
+}
+
+func startEchoWith(t *testing.T, b loop.Backend, d engine.Dispatch, opts map[string]any) *enginetest.Server {
+	t.Helper()
+	h, err := echo.New(plugins.Route{Path: "/echo/", Handler: "echo", Options: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +46,28 @@ func startEcho(t *testing.T, b loop.Backend, d engine.Dispatch) *enginetest.Serv
 }
 
 type echoed struct {
-	Method   string     `json:"method"`
-	Body     string     `json:"body"`
-	Trailers [][]string `json:"trailers"`
+	Method        string     `json:"method"`
+	Body          string     `json:"body"`
+	BodyLength    int64      `json:"body_length"`
+	BodySHA256    string     `json:"body_sha256"`
+	BodyTruncated bool       `json:"body_truncated"`
+	Trailers      [][]string `json:"trailers"`
+}
+
+// limit is echo's default body_limit.
+const limit = 64 << 10
+
+// checkBody checks that e reports body: its length and hash, and its first
+// shown bytes verbatim.
+func checkBody(t *testing.T, e echoed, body string, shown int) {
+	t.Helper()
+	shown = min(shown, len(body))
+	sum := sha256.Sum256([]byte(body))
+	if e.Body != body[:shown] || e.BodyLength != int64(len(body)) || e.BodySHA256 != hex.EncodeToString(sum[:]) ||
+		e.BodyTruncated != (shown < len(body)) {
+		t.Fatalf("body of %d bytes reported as %d bytes shown (want %d), length %d, sha256 %s, truncated %v",
+			len(body), len(e.Body), shown, e.BodyLength, e.BodySHA256, e.BodyTruncated)
+	}
 }
 
 func decode(t *testing.T, r *enginetest.Response) echoed {
@@ -78,8 +104,9 @@ func pattern(n int) string {
 }
 
 // TestEchoReportsEveryBody: under an inline (sync) and an off-loop class,
-// a body over body_buffer_size (Content-Length or chunked) comes back
-// whole, as does one at or under it, and the connection carries on.
+// a body over body_buffer_size (Content-Length or chunked) is reported by
+// length and hash, and verbatim up to body_limit, as is one at or under
+// it, and the connection carries on.
 func TestEchoReportsEveryBody(t *testing.T) {
 	for _, b := range enginetest.Backends(t) {
 		for _, d := range []struct {
@@ -88,15 +115,13 @@ func TestEchoReportsEveryBody(t *testing.T) {
 		}{{"sync", engine.Inline}, {"async", engine.OffLoop}} {
 			t.Run(b.Name()+"/"+d.name, func(t *testing.T) {
 				s := startEcho(t, b, d.d)
-				for _, n := range []int{0, 10, bufSize, bufSize + 1, 300 << 10} {
+				for _, n := range []int{0, 10, bufSize, bufSize + 1, limit, limit + 1, 300 << 10} {
 					body := pattern(n)
 					t.Run(fmt.Sprintf("content-length %d", n), func(t *testing.T) {
 						raw := fmt.Sprintf("POST /echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s", n, body) +
 							"GET /echo/next HTTP/1.1\r\nHost: a\r\n\r\n"
 						rs, _ := s.Exchange(t, raw, 2)
-						if got := decode(t, rs[0]).Body; got != body {
-							t.Fatalf("body of %d bytes came back as %d bytes", n, len(got))
-						}
+						checkBody(t, decode(t, rs[0]), body, limit)
 						if e := decode(t, rs[1]); e.Method != "GET" || e.Body != "" {
 							t.Fatalf("next request: %+v", e)
 						}
@@ -105,9 +130,7 @@ func TestEchoReportsEveryBody(t *testing.T) {
 						raw := "POST /echo/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 700)
 						rs, _ := s.Exchange(t, raw, 1)
 						e := decode(t, rs[0])
-						if e.Body != body {
-							t.Fatalf("body of %d bytes came back as %d bytes", n, len(e.Body))
-						}
+						checkBody(t, e, body, limit)
 						if len(e.Trailers) != 1 || e.Trailers[0][0] != "X-Sum" {
 							t.Fatalf("trailers %v", e.Trailers)
 						}
@@ -148,13 +171,29 @@ func TestEchoExpectContinue(t *testing.T) {
 					t.Fatal(err)
 				}
 				got, _ := io.ReadAll(r.Body)
-				if e := decode(t, &enginetest.Response{Response: r, Body: got}); e.Body != body {
-					t.Fatalf("%d bytes came back as %d", n, len(e.Body))
-				}
+				checkBody(t, decode(t, &enginetest.Response{Response: r, Body: got}), body, limit)
 				if r.Close {
 					t.Errorf("%d bytes: a body read whole must keep the connection", n)
 				}
 			}
 		})
+	}
+}
+
+// TestEchoBodyLimitOption: body_limit sets how much of the body is shown;
+// 0 shows none (length and hash only); a negative one is refused.
+func TestEchoBodyLimitOption(t *testing.T) {
+	if _, err := echo.New(plugins.Route{Path: "/", Handler: "echo", Options: map[string]any{"body_limit": -1}}); err == nil ||
+		!strings.Contains(err.Error(), "options.body_limit") {
+		t.Errorf("body_limit -1: %v, want an error naming options.body_limit", err)
+	}
+	b := enginetest.Backends(t)[0]
+	for _, lim := range []int{0, 16} {
+		s := startEchoWith(t, b, engine.OffLoop, map[string]any{"body_limit": lim})
+		for _, n := range []int{0, 16, 17, 5000} {
+			body := pattern(n)
+			rs, _ := s.Exchange(t, fmt.Sprintf("POST /echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s", n, body), 1)
+			checkBody(t, decode(t, rs[0]), body, lim)
+		}
 	}
 }

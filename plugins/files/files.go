@@ -4,11 +4,16 @@
 // and Content-Type come from net/http's ServeContent, run through
 // engine.HTTPHandler.
 //
-// Containment is enforced twice: request paths with "..", ".", NUL, an
-// encoded '/' or '\' are refused before any file system access, and every
-// file is opened through an os.Root, which refuses any path, symlinks
-// included, that resolves outside root. Names starting with '.' are hidden
-// unless dotfiles is set; directories are listed only with listing: true.
+// The path it is given is the engine's normalized one (package uripath:
+// dot segments resolved, slashes merged, an encoded '/' or '\' already a
+// 400), so "/static/./a.txt" is a.txt. Containment is still enforced
+// twice: a path with a "..", "." or NUL segment, or an encoded '/' or
+// '\', is refused before any file system access, and every file is
+// opened through an os.Root, which refuses any path, symlinks included,
+// that resolves outside root. Names starting with '.' are hidden unless
+// dotfiles is set; directories are listed only with listing: true; a file
+// asked for as a directory ("/a.txt/") is 404, as for nginx. Range
+// requests follow RFC 9110 §14 where ServeContent does not (fixRange).
 //
 // The handler is an engine.BlockingHandler: disk reads never run on the
 // event loop. The engine has no sendfile path yet, so file bytes are read
@@ -214,6 +219,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.list(w, r, f, escaped)
 		return
 	}
+	if strings.HasSuffix(escaped, "/") {
+		// "/a.txt/" names a directory that is not there, as for nginx.
+		http.NotFound(w, r)
+		return
+	}
 	h.serveFile(w, r, fi.Name(), fi, f)
 }
 
@@ -274,6 +284,7 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request, name string,
 		hd.Set("ETag", tag)
 	}
 	hd.Set("X-Content-Type-Options", "nosniff")
+	fixRange(r, fi.Size())
 	http.ServeContent(w, r, name, fi.ModTime(), f)
 }
 

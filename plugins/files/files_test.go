@@ -37,6 +37,7 @@ func tree(t *testing.T) (root, outside string) {
 	files := map[string]string{
 		"root/index.html":      "<h1>home</h1>\n",
 		"root/a.txt":           aText,
+		"root/empty.txt":       "",
 		"root/style.css":       "body{}\n",
 		"root/.secret":         "dotfile\n",
 		"root/.git/config":     "[core]\n",
@@ -139,6 +140,11 @@ func TestServesFiles(t *testing.T) {
 			{"/static/sub/", 404, "", ""}, // no index, listing off
 			{"/static/missing.txt", 404, "", ""},
 			{"/static/a.txt/x", 404, "", ""},
+			{"/static/a.txt/", 404, "", ""}, // a file is not a directory (nginx: 404)
+			{"/static/sub2/index.html/", 404, "", ""},
+			{"/static/link-in/", 404, "", ""},
+			{"/static/./a.txt", 200, aText, ""}, // normalized by the engine: no traversal
+			{"/static/sub/../a.txt", 200, aText, ""},
 			{"/static/.secret", 404, "", ""},
 			{"/static/.git/config", 404, "", ""},
 			{"/static/%2esecret", 404, "", ""},
@@ -206,7 +212,6 @@ func TestTraversalRefused(t *testing.T) {
 			"/static/%252e%252e/outside/secret.txt",
 			"/static/a.txt%00.html",
 			"/static/%00",
-			"/static/./a.txt",
 			"/static/link-out",
 			"/static/dirlink-out/secret.txt",
 			"/static/passwd",
@@ -236,21 +241,44 @@ func TestConditionalAndRanges(t *testing.T) {
 			hdrs   []string
 			status int
 			body   string
+			crange string // Content-Range wanted, if set
 		}{
-			{"If-None-Match matches", "/static/a.txt", []string{"If-None-Match: " + etag + "\r\n"}, 304, ""},
-			{"If-None-Match weak compare", "/static/a.txt", []string{"If-None-Match: \"x\", " + strings.TrimPrefix(etag, "W/") + "\r\n"}, 304, ""},
-			{"If-None-Match other", "/static/a.txt", []string{"If-None-Match: \"other\"\r\n"}, 200, aText},
-			{"If-Modified-Since same", "/static/a.txt", []string{"If-Modified-Since: " + lm + "\r\n"}, 304, ""},
-			{"If-Modified-Since old", "/static/a.txt", []string{"If-Modified-Since: Mon, 02 Jan 2006 15:04:05 GMT\r\n"}, 200, aText},
-			{"range", "/static/a.txt", []string{"Range: bytes=0-4\r\n"}, 206, "hello"},
-			{"suffix range", "/static/a.txt", []string{"Range: bytes=-4\r\n"}, 206, "789\n"},
-			{"unsatisfiable", "/static/a.txt", []string{"Range: bytes=1000-2000\r\n"}, 416, ""},
-			{"If-Range weak etag ignores the range", "/static/a.txt", []string{"Range: bytes=0-4\r\nIf-Range: " + etag + "\r\n"}, 200, aText},
+			{"If-None-Match matches", "/static/a.txt", []string{"If-None-Match: " + etag + "\r\n"}, 304, "", ""},
+			{"If-None-Match weak compare", "/static/a.txt", []string{"If-None-Match: \"x\", " + strings.TrimPrefix(etag, "W/") + "\r\n"}, 304, "", ""},
+			{"If-None-Match other", "/static/a.txt", []string{"If-None-Match: \"other\"\r\n"}, 200, aText, ""},
+			{"If-Modified-Since same", "/static/a.txt", []string{"If-Modified-Since: " + lm + "\r\n"}, 304, "", ""},
+			{"If-Modified-Since old", "/static/a.txt", []string{"If-Modified-Since: Mon, 02 Jan 2006 15:04:05 GMT\r\n"}, 200, aText, ""},
+			{"range", "/static/a.txt", []string{"Range: bytes=0-4\r\n"}, 206, "hello", ""},
+			{"suffix range", "/static/a.txt", []string{"Range: bytes=-4\r\n"}, 206, "789\n", ""},
+			{"unsatisfiable", "/static/a.txt", []string{"Range: bytes=1000-2000\r\n"}, 416, "", ""},
+			{"If-Range weak etag ignores the range", "/static/a.txt", []string{"Range: bytes=0-4\r\nIf-Range: " + etag + "\r\n"}, 200, aText, ""},
+			// RFC 9110 §14 edge cases.
+			{"suffix of length 0 is unsatisfiable", "/static/a.txt", []string{"Range: bytes=-0\r\n"}, 416, "", "bytes */23"},
+			{"suffix of length 0 with leading zeros", "/static/a.txt", []string{"Range: bytes=-000\r\n"}, 416, "", "bytes */23"},
+			{"two suffixes of length 0", "/static/a.txt", []string{"Range: bytes=-0, -0\r\n"}, 416, "", "bytes */23"},
+			{"suffix of length 0 beside a satisfiable range", "/static/a.txt", []string{"Range: bytes=-0,0-4\r\n"}, 206, "hello", "bytes 0-4/23"},
+			{"suffix of length 0 under a failed If-Range", "/static/a.txt", []string{"Range: bytes=-0\r\nIf-Range: \"other\"\r\n"}, 200, aText, ""},
+			{"last-pos before first-pos", "/static/a.txt", []string{"Range: bytes=5-2\r\n"}, 416, "", ""},
+			{"suffix longer than the file: all of it", "/static/a.txt", []string{"Range: bytes=-100\r\n"}, 206, aText, "bytes 0-22/23"},
+			{"last-pos past the end", "/static/a.txt", []string{"Range: bytes=20-100\r\n"}, 206, "89\n", "bytes 20-22/23"},
+			{"first-pos at the end", "/static/a.txt", []string{"Range: bytes=23-\r\n"}, 416, "", "bytes */23"},
+			{"unit names are case-insensitive", "/static/a.txt", []string{"Range: Bytes=0-4\r\n"}, 206, "hello", "bytes 0-4/23"},
+			{"unknown unit is ignored", "/static/a.txt", []string{"Range: items=0-4\r\n"}, 200, aText, ""},
+			{"overlapping ranges larger than the file are ignored", "/static/a.txt", []string{"Range: bytes=0-20,1-22\r\n"}, 200, aText, ""},
+			{"empty file, suffix", "/static/empty.txt", []string{"Range: bytes=-5\r\n"}, 200, "", ""},
+			{"empty file, suffix of length 0", "/static/empty.txt", []string{"Range: bytes=-0\r\n"}, 200, "", ""},
+			{"empty file, from 0", "/static/empty.txt", []string{"Range: bytes=0-\r\n"}, 200, "", ""},
 		}
 		for _, tt := range tests {
 			r := do(t, s, "GET", tt.target, tt.hdrs...)
 			if r.StatusCode != tt.status || (tt.body != "" && string(r.Body) != tt.body) {
 				t.Errorf("%s: %d %q, want %d %q", tt.name, r.StatusCode, r.Body, tt.status, tt.body)
+			}
+			if cr := r.Header.Get("Content-Range"); tt.crange != "" && cr != tt.crange {
+				t.Errorf("%s: Content-Range %q, want %q", tt.name, cr, tt.crange)
+			}
+			if tt.status == 200 && (tt.body == "" && len(r.Body) != 0 || r.Header.Get("Content-Range") != "") {
+				t.Errorf("%s: 200 with body %q, Content-Range %q", tt.name, r.Body, r.Header.Get("Content-Range"))
 			}
 			if tt.status == 304 && len(r.Body) != 0 {
 				t.Errorf("%s: 304 with a body %q", tt.name, r.Body)
