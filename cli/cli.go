@@ -47,8 +47,12 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "asyncd: %v\n", err)
 		return 1
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "asyncd: warning: %s\n", w)
+	if os.Getenv(supervisor.EnvServe) != "1" {
+		// Once, naming the operator's file: a serving process reads the
+		// same settings from the supervisor's pipe (/dev/fd/N).
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "asyncd: warning: %s\n", w)
+		}
 	}
 	if err := validate(cfg); err != nil {
 		fmt.Fprintf(stderr, "asyncd: %v\n", err)

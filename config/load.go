@@ -503,6 +503,14 @@ func (c *Config) warnings() []string {
 			"and load balancers (nginx, AWS ALB: 60s); behind one, expect 502s on reused connections "+
 			"(asyncd's default is 90s)", src("keepalive"), formatDuration(c.Keepalive)))
 	}
+	for _, a := range c.ForwardedAllowIPs {
+		if strings.TrimSpace(a) == "*" {
+			w = append(w, fmt.Sprintf("%s: forwarded_allow_ips: '*' trusts the X-Forwarded-For, Forwarded and "+
+				"scheme headers of every peer, so any client that reaches asyncd directly sets its own address "+
+				"and scheme; list the proxies' addresses instead", src("forwarded_allow_ips")))
+			break
+		}
+	}
 	if c.MaxRequestsJitter > 0 && c.MaxRequests == 0 {
 		w = append(w, fmt.Sprintf("%s: max_requests_jitter has no effect while max_requests is 0", src("max_requests_jitter")))
 	}

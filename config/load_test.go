@@ -497,6 +497,10 @@ func TestWarnings(t *testing.T) {
 			want: []string{"--threads: threads has no effect with worker_class async"}},
 		{name: "jitter without max_requests", env: []string{"ASYNCD_MAX_REQUESTS_JITTER=50"},
 			want: []string{"ASYNCD_MAX_REQUESTS_JITTER: max_requests_jitter has no effect while max_requests is 0"}},
+		{name: "forwarded_allow_ips '*'", yaml: "forwarded_allow_ips: '*'\n",
+			want: []string{"asyncd.yaml: forwarded_allow_ips: '*' trusts the X-Forwarded-For, Forwarded and scheme headers of every peer, so any client that reaches asyncd directly sets its own address and scheme; list the proxies' addresses instead"}},
+		{name: "forwarded_allow_ips '*' among others, from the environment", env: []string{"ASYNCD_FORWARDED_ALLOW_IPS=10.0.0.0/8, *"},
+			want: []string{"ASYNCD_FORWARDED_ALLOW_IPS: forwarded_allow_ips: '*' trusts the X-Forwarded-For, Forwarded and scheme headers of every peer, so any client that reaches asyncd directly sets its own address and scheme; list the proxies' addresses instead"}},
 		{name: "lower-case method", yaml: "routes: [{path: /, handler: h, methods: [get]}]\n",
 			want: []string{`asyncd.yaml: routes[0].methods[0]: "get" is not "GET": HTTP methods are case-sensitive`}},
 	}

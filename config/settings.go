@@ -462,7 +462,12 @@ var settings = []Setting{
 	{Key: "forwarded_allow_ips", Field: "ForwardedAllowIPs", Type: TypeStringList,
 		Default: []string{"127.0.0.1", "::1"}, Flag: "forwarded-allow-ips", Env: env("forwarded_allow_ips"),
 		Group: GroupServerMechanics, Meta: "STRING", SplitCommas: true, Repeatable: true,
-		Help:     "Proxies (IPs, CIDRs, or * for any) trusted to set secure_scheme_headers; comma-separated.",
+		Help: "Proxies (IPs, CIDRs, or * for any) whose X-Forwarded-For, Forwarded and secure_scheme_headers are believed; comma-separated.",
+		Doc: "Unix-socket peers are always trusted, as in Gunicorn. Repeated header lines are read as one " +
+			"list; the client is the right-most X-Forwarded-For hop (or Forwarded for=) that is not in this " +
+			"list, and the scheme is read at that hop ([security.md](security.md#proxies-in-front)). `*` " +
+			"trusts every peer and every hop, so the client's own left-most X-Forwarded-For entry becomes " +
+			"its address: asyncd warns at start. List the proxies' addresses instead.",
 		Gunicorn: "Same; Gunicorn also reads $FORWARDED_ALLOW_IPS, asyncd reads ASYNCD_FORWARDED_ALLOW_IPS.",
 		check:    checkAllowList},
 	{Key: "secure_scheme_headers", Field: "SecureSchemeHeaders", Type: TypeStringMap,
