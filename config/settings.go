@@ -346,7 +346,13 @@ var settings = []Setting{
 		check: durMin(0)},
 	{Key: "request_timeout", Field: "RequestTimeout", Type: TypeDuration, Default: 60 * time.Second,
 		Flag: "request-timeout", Env: env("request_timeout"), Group: GroupWorkerProcesses, Meta: "DURATION",
-		Help:     "The longest one request may take, from the end of its head to the end of its response; 0 = no limit.",
+		Help: "The longest a handler off the loop may take to start its response, from the end of the request head; 0 = no limit.",
+		Doc: "On expiry the client gets 503 and the handler's context is cancelled with " +
+			"context.DeadlineExceeded; until then the context's Deadline is this one (net/http's " +
+			"r.Context() too). Once the response has started (its head is sent: a Flush, or a body " +
+			"past 32 KiB) it no longer applies: a download, a proxied response or an SSE stream runs " +
+			"as long as its client keeps reading, and send_timeout bounds each stall. Handlers on the " +
+			"loop (sync) cannot be interrupted; timeout and block_warning watch them.",
 		Gunicorn: "asyncd only.",
 		check:    durMin(0)},
 	{Key: "shutdown_delay", Field: "ShutdownDelay", Type: TypeDuration, Default: time.Duration(0),
@@ -413,6 +419,16 @@ var settings = []Setting{
 		Flag: "body-timeout", Env: env("body_timeout"), Group: GroupSecurity, Meta: "DURATION",
 		Help:     "The longest wait between two reads of a request body.",
 		Gunicorn: "asyncd only.",
+		check:    durPositive},
+	{Key: "send_timeout", Field: "SendTimeout", Type: TypeDuration, Default: 60 * time.Second,
+		Flag: "send-timeout", Env: env("send_timeout"), Group: GroupSecurity, Meta: "DURATION",
+		Help: "The longest a client may leave response bytes unread: output waiting for it that makes no progress this long closes the connection.",
+		Doc: "nginx's send_timeout, and its default: it bounds each stall between two writes that " +
+			"make progress, not the whole response, so a slow but steady reader gets a response of " +
+			"any size. A client that stops reading is closed and its response logged as cut; a " +
+			"handler still streaming to it gets an error from Write or Flush and its context is " +
+			"cancelled (context.Canceled).",
+		Gunicorn: "asyncd only: Gunicorn has no such setting (a sync worker stuck writing to a client is killed by timeout).",
 		check:    durPositive},
 
 	// Debugging
