@@ -89,15 +89,16 @@ func TestEscape(t *testing.T) {
 }
 
 func TestJSONString(t *testing.T) {
-	for _, in := range []string{"plain", "a\r\nb", `q"uote\`, "caf\xc3\xa9", "bad\xff\xfe", "\x00\x1f\x7f", "ls\u2028ps\u2029", "😀"} {
+	for _, in := range []string{"plain", "a\r\nb", `q"uote\`, "caf\xc3\xa9", "bad\xff\xfe", "\x00\x1f\x7f", "ls\u2028ps\u2029", "😀",
+		"nel\u0085c1\u0080\u009f", "\u00a0nbsp is text"} {
 		out := appendJSONString(nil, []byte(in))
 		var s string
 		if err := json.Unmarshal(out, &s); err != nil {
 			t.Errorf("appendJSONString(%q) = %s: not JSON: %v", in, out, err)
 			continue
 		}
-		if bytes.ContainsAny(out, "\r\n\u2028\u2029") {
-			t.Errorf("appendJSONString(%q) = %s contains a raw line break", in, out)
+		if i := lineBreak(out); i >= 0 {
+			t.Errorf("appendJSONString(%q) = %s contains a raw line break or C1 control at %d", in, out, i)
 		}
 		// Valid UTF-8 round-trips; invalid bytes come back as their Latin-1 code points.
 		want := in
@@ -754,7 +755,7 @@ func base64std(s string) string { return base64.StdEncoding.EncodeToString([]byt
 // only printable ASCII, no unescaped '"', and decodes back to the input;
 // the JSON form is a valid JSON string without raw line breaks.
 func FuzzEscape(f *testing.F) {
-	for _, s := range []string{"", "plain", "a\r\nb", `q"\`, "\xff\xc3\xa9\u2028", "\x00\x7f"} {
+	for _, s := range []string{"", "plain", "a\r\nb", `q"\`, "\xff\xc3\xa9\u2028", "\x00\x7f", "\u0085\xc2\x9f\xc2"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -798,8 +799,8 @@ func FuzzEscape(f *testing.F) {
 		if err := json.Unmarshal(js, &s); err != nil {
 			t.Fatalf("%q gave invalid JSON %s: %v", in, js, err)
 		}
-		if bytes.ContainsAny(js, "\r\n\u2028\u2029") {
-			t.Fatalf("JSON %s holds a raw line break", js)
+		if i := lineBreak(js); i >= 0 {
+			t.Fatalf("JSON %s holds a raw line break or C1 control at %d", js, i)
 		}
 	})
 }

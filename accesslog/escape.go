@@ -48,8 +48,12 @@ func appendJSONString(b, v []byte) []byte {
 // kept as text; each byte of an invalid sequence becomes \u00XX (its
 // Latin-1 reading, as Gunicorn's WSGI strings are), so the line is always
 // valid JSON and no byte is lost. Control characters, '"' and '\' are
-// escaped; so are U+2028 and U+2029, which some JavaScript readers treat
-// as line ends.
+// escaped, the C1 controls (U+0080..U+009F) included: U+0085 (NEL) ends a
+// line for Python's str.splitlines and for \R in Java, Perl and PCRE
+// regular expressions, and the others are as invisible as C0's. So are
+// U+2028 and U+2029, which JavaScript readers and the same splitters
+// treat as line ends.
+// The text log needs none of this: it escapes every byte >= 0x80.
 func appendJSONBody(b, v []byte) []byte {
 	start := 0
 	for i := 0; i < len(v); {
@@ -72,6 +76,8 @@ func appendJSONBody(b, v []byte) []byte {
 			case r == utf8.RuneError && n <= 1:
 				b = append(b, '\\', 'u', '0', '0', hexDigits[ch>>4], hexDigits[ch&0xf])
 				n = 1
+			case r < 0xa0: // a C1 control, U+0080..U+009F
+				b = append(b, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
 			case r == '\u2028' || r == '\u2029':
 				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
 			default:

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/engine"
 	"github.com/asyncd/asyncd/plugins"
 	"github.com/asyncd/asyncd/worker"
 )
@@ -26,11 +27,22 @@ func validate(cfg *config.Config, partial bool) []*config.Error {
 		_, err := worker.ClassOf(string(cfg.WorkerClass), cfg.Threads)
 		add("worker_class", err)
 	}
+	routeErrs := len(errs)
 	for i, r := range cfg.Routes {
 		if strings.TrimSpace(r.Handler) == "" {
 			continue // the config reports it
 		}
+		if err := engine.CheckRoutePath(r.Path); err != nil {
+			add("routes", fmt.Errorf("routes[%d].path: %w", i, err))
+		}
 		_, err := plugins.Build(plugins.Route{Index: i, Path: r.Path, Handler: r.Handler, Options: r.Options})
+		add("routes", err)
+	}
+	if len(errs) == routeErrs && !partial {
+		// Each route builds: now the router the serving process would
+		// build, for what only the routes together can get wrong (an
+		// inline handler on a blocking route, a path and method twice).
+		_, err := worker.BuildRoutes(cfg)
 		add("routes", err)
 	}
 	add("access_log_format", validateAccessLog(cfg))

@@ -34,6 +34,7 @@ type Config struct {
 	RequestTimeout    time.Duration
 	HeaderTimeout     time.Duration
 	BodyTimeout       time.Duration
+	SendTimeout       time.Duration
 	ShutdownDelay     time.Duration
 	MaxRequests       int
 	MaxRequestsJitter int

@@ -579,6 +579,14 @@ func (c *Config) warnings(p *problems) {
 			"and load balancers (nginx, AWS ALB: 60s); behind one, expect 502s on reused connections "+
 			"(asyncd's default is 90s)", formatDuration(c.Keepalive)))
 	}
+	for _, a := range c.ForwardedAllowIPs {
+		if strings.TrimSpace(a) == "*" {
+			p.warnf(src("forwarded_allow_ips"), "forwarded_allow_ips: '*' trusts the X-Forwarded-For, Forwarded and "+
+				"scheme headers of every peer, so any client that reaches asyncd directly sets its own address "+
+				"and scheme; list the proxies' addresses instead")
+			break
+		}
+	}
 	if c.MaxRequestsJitter > 0 && c.MaxRequests == 0 {
 		p.warnf(src("max_requests_jitter"), "max_requests_jitter has no effect while max_requests is 0")
 	}

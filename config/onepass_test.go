@@ -64,7 +64,7 @@ func TestGunicornOnePass(t *testing.T) {
 				`5: workers = int(os.environ.get("WEB_CONCURRENCY", 2)) is an expression`,
 			},
 			warns: []string{"0: routes: none", `6: worker_class: "uvicorn.workers.UvicornWorker" runs as asyncd's "async" class`,
-				"11: capture_output has no effect", "12: enable_stdio_inheritance has no effect"}},
+				"8: forwarded_allow_ips: '*' trusts", "11: capture_output has no effect", "12: enable_stdio_inheritance has no effect"}},
 		{file: "digitalocean.py",
 			warns: []string{"0: routes: none", "1: command is not a setting, and Gunicorn ignores it too", "2: pythonpath has no effect"}},
 		{file: "websocket.py",

@@ -361,7 +361,13 @@ var settings = []Setting{
 		check: durMin(0)},
 	{Key: "request_timeout", Field: "RequestTimeout", Type: TypeDuration, Default: 60 * time.Second,
 		Flag: "request-timeout", Env: env("request_timeout"), Group: GroupWorkerProcesses, Meta: "DURATION",
-		Help:     "The longest one request may take, from the end of its head to the end of its response; 0 = no limit.",
+		Help: "The longest a handler off the loop may take to start its response, from the end of the request head; 0 = no limit.",
+		Doc: "On expiry the client gets 503 and the handler's context is cancelled with " +
+			"context.DeadlineExceeded; until then the context's Deadline is this one (net/http's " +
+			"r.Context() too). Once the response has started (its head is sent: a Flush, or a body " +
+			"past 32 KiB) it no longer applies: a download, a proxied response or an SSE stream runs " +
+			"as long as its client keeps reading, and send_timeout bounds each stall. Handlers on the " +
+			"loop (sync) cannot be interrupted; timeout and block_warning watch them.",
 		Gunicorn: "asyncd only.",
 		check:    durMin(0)},
 	{Key: "shutdown_delay", Field: "ShutdownDelay", Type: TypeDuration, Default: time.Duration(0),
@@ -429,6 +435,16 @@ var settings = []Setting{
 		Help:     "The longest wait between two reads of a request body.",
 		Gunicorn: "asyncd only.",
 		check:    durPositive},
+	{Key: "send_timeout", Field: "SendTimeout", Type: TypeDuration, Default: 60 * time.Second,
+		Flag: "send-timeout", Env: env("send_timeout"), Group: GroupSecurity, Meta: "DURATION",
+		Help: "The longest a client may leave response bytes unread: output waiting for it that makes no progress this long closes the connection.",
+		Doc: "nginx's send_timeout, and its default: it bounds each stall between two writes that " +
+			"make progress, not the whole response, so a slow but steady reader gets a response of " +
+			"any size. A client that stops reading is closed and its response logged as cut; a " +
+			"handler still streaming to it gets an error from Write or Flush and its context is " +
+			"cancelled (context.Canceled).",
+		Gunicorn: "asyncd only: Gunicorn has no such setting (a sync worker stuck writing to a client is killed by timeout).",
+		check:    durPositive},
 
 	// Debugging
 	{Key: "check_config", Flag: "check-config", Type: TypeBool, Support: Action, Group: GroupDebugging,
@@ -477,7 +493,12 @@ var settings = []Setting{
 	{Key: "forwarded_allow_ips", Field: "ForwardedAllowIPs", Type: TypeStringList,
 		Default: []string{"127.0.0.1", "::1"}, Flag: "forwarded-allow-ips", Env: env("forwarded_allow_ips"),
 		Group: GroupServerMechanics, Meta: "STRING", SplitCommas: true, Repeatable: true,
-		Help:     "Proxies (IPs, CIDRs, or * for any) trusted to set secure_scheme_headers; comma-separated.",
+		Help: "Proxies (IPs, CIDRs, or * for any) whose X-Forwarded-For, Forwarded and secure_scheme_headers are believed; comma-separated.",
+		Doc: "Unix-socket peers are always trusted, as in Gunicorn. Repeated header lines are read as one " +
+			"list; the client is the right-most X-Forwarded-For hop (or Forwarded for=) that is not in this " +
+			"list, and the scheme is read at that hop ([security.md](security.md#proxies-in-front)). `*` " +
+			"trusts every peer and every hop, so the client's own left-most X-Forwarded-For entry becomes " +
+			"its address: asyncd warns at start. List the proxies' addresses instead.",
 		Gunicorn: "Same; Gunicorn also reads $FORWARDED_ALLOW_IPS, asyncd reads ASYNCD_FORWARDED_ALLOW_IPS.",
 		check:    checkAllowList},
 	{Key: "secure_scheme_headers", Field: "SecureSchemeHeaders", Type: TypeStringMap,

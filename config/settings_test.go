@@ -99,7 +99,7 @@ func TestDefaults(t *testing.T) {
 		Bind: []string{"127.0.0.1:8000"}, Backlog: 2048, ReusePort: true, SocketMode: 0o660,
 		Workers: 0, WorkerClass: "sync", Threads: 1, WorkerConnections: 1000, Backend: "auto",
 		Timeout: 30 * time.Second, GracefulTimeout: 30 * time.Second, Keepalive: 90 * time.Second,
-		RequestTimeout: 60 * time.Second, HeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second,
+		RequestTimeout: 60 * time.Second, HeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second, SendTimeout: 60 * time.Second,
 		ShutdownDelay: 0, MaxRequests: 0, MaxRequestsJitter: 0, MaxWorkerMemory: 0,
 		LimitRequestLine: 4094, LimitRequestFields: 100, LimitRequestFieldSize: 8190,
 		LimitRequestBody: 100 << 20, LimitChunkExtension: 4096, BodyBufferSize: 1 << 20, OutputBufferLimit: 256 << 10,

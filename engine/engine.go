@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -54,7 +55,8 @@ type Config struct {
 	KeepAlive      time.Duration // idle time between requests
 	HeaderTimeout  time.Duration // time to receive a whole request head
 	BodyTimeout    time.Duration // longest gap between two reads of a body
-	RequestTimeout time.Duration // longest an off-loop handler may take
+	RequestTimeout time.Duration // longest an off-loop handler may take to start its response
+	SendTimeout    time.Duration // longest the client may take no output while some waits
 	BlockWarning   time.Duration // an inline handler holding the loop longer is logged
 	// DrainIdle is how long a connection must stay idle before a draining
 	// engine closes it; 0 means DefaultDrainIdle.
@@ -313,8 +315,14 @@ type conn struct {
 	// bodyDeadline is body_timeout for a body streamed through a pipe,
 	// armed only while the loop waits for the client's bytes (not while
 	// the handler is slow to read, nor while 100 Continue is still owed):
-	// deadline then bounds the whole request (request_timeout).
+	// deadline then bounds the wait for the response (request_timeout).
 	bodyDeadline time.Time
+	// written counts the bytes handed to lc.Write; sendSeen is written as
+	// the last send_timeout check saw it, sendTaken what the kernel had
+	// taken then, and sendSince when that last changed while output
+	// waited (zero: none waits). See sendStalled.
+	written, sendSeen, sendTaken uint64
+	sendSince                    time.Time
 }
 
 func (e *Engine) getCtx() *Ctx {
@@ -395,9 +403,7 @@ func (e *Engine) OnClose(lc loop.Conn, err error) {
 		if running {
 			x.conn = nil // orphan: the goroutine releases it
 			x.gone.Store(true)
-			if x.cancel != nil {
-				x.cancel()
-			}
+			x.endContext(context.Canceled)
 			// Under the lock: once it is released the goroutine may
 			// recycle x, and a signal would reach another request.
 			x.signal() // a stream writer waiting for the loop gives up
@@ -483,6 +489,10 @@ func (e *Engine) OnTick(idx int, now time.Time) {
 		if !c.bodyDeadline.IsZero() && !now.Before(c.bodyDeadline) {
 			c.pipeTimeout()
 		}
+		if st := e.cfg.SendTimeout; st > 0 && c.sendStalled(now, st) {
+			c.sendTimeout()
+			continue
+		}
 		if l.draining && c.quiet(now) {
 			c.phase = phaseClosing
 			c.lc.Close()
@@ -536,12 +546,18 @@ func (c *conn) timeout() {
 	case phaseRunning:
 		x := c.ctx
 		x.mu.Lock()
+		if x.sentStatus != 0 || x.state == ctxDone {
+			// request_timeout bounds the wait for the response to start:
+			// its head went to the loop (a stream, which now runs as long
+			// as its client reads, bounded by send_timeout), or it is
+			// complete and OnWake will send it.
+			x.mu.Unlock()
+			return
+		}
 		x.timedOut = true
-		// Only a head handed to the loop went out; a stream that had not
-		// pushed its head yet is answered 503 like any other request (its
-		// next push finds timedOut and drops the output).
-		cut := x.sentStatus != 0
-		streamed := cut || x.hijacked
+		// A stream that had not pushed its head yet is answered 503 like
+		// any other request (its next push finds timedOut and drops the
+		// output).
 		// The 503 and the observer need the request, which the handler
 		// may go on using (and then release): take a copy under the lock.
 		y := c.snapshot(x)
@@ -555,9 +571,7 @@ func (c *conn) timeout() {
 				ch <- hijackResult{err: ErrClientGone}
 			}
 		}
-		if x.cancel != nil {
-			x.cancel()
-		}
+		x.endContext(context.DeadlineExceeded)
 		route, pipe := routeName(x.route), x.pipe
 		x.mu.Unlock()
 		// From here the goroutine may release x at any time: touch only
@@ -573,16 +587,6 @@ func (c *conn) timeout() {
 		l.e.log.Warn("request_timeout exceeded", "route", route, "remote", c.lc.RemoteAddr(),
 			"timeout", l.e.cfg.RequestTimeout)
 		l.admitWaiting()
-		if streamed {
-			l.publishInflight() // no flush on this path
-			c.phase = phaseClosing
-			if cut { // the response is cut short: the observer gets what went out
-				l.e.observe(y)
-			}
-			l.e.putCtx(y)
-			c.lc.Abort()
-			return
-		}
 		c.failAndClose(y, 503)
 	}
 }
@@ -765,9 +769,10 @@ func (e *Engine) OnRead(lc loop.Conn, in []byte) int {
 // flush writes the responses accumulated during this callback.
 func (c *conn) flush() {
 	l := c.l
-	if len(l.out) > 0 {
+	if n := uint64(len(l.out)); n > 0 {
 		c.lc.Write(l.out)
-		l.bytesOut.Add(uint64(len(l.out)))
+		c.written += n
+		l.bytesOut.Add(n)
 		l.out = l.out[:0]
 	}
 	if l.runningRoute != nil {
@@ -1210,16 +1215,13 @@ func (c *conn) dispatch() dispatchResult {
 		x.offloop = true
 		x.state = ctxRunning
 		c.phase = phaseRunning
-		if e.cfg.RequestTimeout > 0 {
-			c.deadline = l.now.Add(e.cfg.RequestTimeout)
-		} else {
-			c.deadline = time.Time{}
-		}
+		c.armRequestTimeout(x)
 		l.inflight++
 		if !e.cfg.Executor.Submit(l.idx, x) {
 			l.inflight--
 			x.state = ctxIdle
 			x.offloop = false
+			x.deadline = time.Time{} // reset clears it only for an off-loop request
 			c.phase = phaseBody
 			return c.hold()
 		}
@@ -1587,11 +1589,7 @@ func (c *conn) startStream() dispatchResult {
 	x.offloop = true
 	x.state = ctxRunning
 	c.phase = phaseRunning
-	if e.cfg.RequestTimeout > 0 {
-		c.deadline = l.now.Add(e.cfg.RequestTimeout)
-	} else {
-		c.deadline = time.Time{}
-	}
+	c.armRequestTimeout(x)
 	l.inflight++
 	c.armBody()
 	if !e.cfg.Executor.Submit(l.idx, x) {

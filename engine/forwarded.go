@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/asyncd/asyncd/httpparse"
 )
 
 // Proxies says whose forwarding headers the engine believes, with
@@ -105,6 +107,19 @@ func (p *Proxies) active() bool {
 // applyForwarded sets the client address and scheme from a trusted peer's
 // forwarding headers. It returns false when the scheme headers contradict
 // each other (the request is answered 400, as Gunicorn does).
+//
+// Every header is read as one list: repeated field lines combine, in
+// order, as if joined with commas (RFC 9110 §5.3), so a line a proxy
+// appends (HAProxy's option forwardfor adds its own X-Forwarded-For line)
+// counts as the list's last member, never the client's first line.
+//
+// The client is the right-most hop of X-Forwarded-For (or, without it, of
+// Forwarded's for=) that is not a trusted proxy: walking from the nearest
+// hop, trusted proxies are skipped, and what lies further left was
+// written by the client itself. The scheme is read at the same position:
+// each scheme header's member as far from the right as the chosen hop,
+// or its left-most member when it has fewer (a proxy that set the header
+// once, for the hop it received). Every scheme header present must agree.
 func (x *Ctx) applyForwarded(p *Proxies) bool {
 	if !p.trusts(x.remote) {
 		return true
@@ -112,40 +127,41 @@ func (x *Ctx) applyForwarded(p *Proxies) bool {
 	if p.names != ^uint64(0) && !x.hasNameLength(p.names) {
 		return true // no forwarding header: nothing to apply
 	}
+	hop := 0 // the chosen hop's position from the right
+	if xff := x.fieldList("X-Forwarded-For"); xff.present() {
+		if a, at, ok := clientFrom(xff, p, false); ok {
+			x.remote, hop = a, at
+		}
+	} else if fw := x.fieldList("Forwarded"); fw.present() {
+		if a, at, ok := clientFrom(fw, p, true); ok {
+			x.remote, hop = a, at
+		}
+	}
 	// Scheme: every secure_scheme_headers header present must agree.
 	secure, seen := false, false
 	for _, sh := range p.secure {
-		v := x.Header(sh.name)
-		if v == nil {
+		l := x.fieldList(sh.name)
+		v, ok := l.member(hop)
+		if !ok {
 			continue
 		}
-		is := asciiEqualFold(bytes.TrimSpace(v), sh.value)
+		is := asciiEqualFold(v, sh.value)
 		if seen && is != secure {
 			return false
 		}
 		seen, secure = true, is
 	}
-	if fw := x.Header("Forwarded"); fw != nil {
-		if proto := forwardedParam(lastElement(fw), "proto"); proto != nil {
+	fw := x.fieldList("Forwarded")
+	if el, ok := fw.member(hop); ok {
+		if proto := forwardedParam(el, "proto"); proto != nil {
 			is := asciiEqualFold(proto, "https")
 			if seen && is != secure {
 				return false
 			}
-			seen, secure = true, is
+			secure = is
 		}
 	}
 	x.secure = secure
-	// Client address: walk the chain from the nearest hop, skipping
-	// trusted proxies; the first untrusted hop is the client.
-	if xff := x.Header("X-Forwarded-For"); xff != nil {
-		if a, ok := clientFromChain(xff, p, ','); ok {
-			x.remote = a
-		}
-	} else if fw := x.Header("Forwarded"); fw != nil {
-		if a, ok := clientFromForwarded(fw, p); ok {
-			x.remote = a
-		}
-	}
 	return true
 }
 
@@ -160,65 +176,97 @@ func (x *Ctx) hasNameLength(mask uint64) bool {
 	return false
 }
 
-// clientFromChain picks the client from a comma-separated address list.
-func clientFromChain(v []byte, p *Proxies, sep byte) (netip.AddrPort, bool) {
-	var last netip.AddrPort
-	found := false
-	for len(v) > 0 {
-		i := bytes.LastIndexByte(v, sep)
-		item := bytes.TrimSpace(v[i+1:])
-		if i < 0 {
-			item = bytes.TrimSpace(v)
-			v = nil
-		} else {
-			v = v[:i]
-		}
-		a, ok := parseHop(item)
-		if !ok {
-			return last, found
-		}
-		last, found = a, true
-		if !p.trusts(a) {
-			return a, true
-		}
-	}
-	return last, found
+// fieldList is every field line of one name read as one comma-separated
+// list (RFC 9110 §5.3), walked from its last member back. It is a value
+// on the caller's stack and allocates nothing.
+type fieldList struct {
+	hs   []httpparse.Header
+	name string
+	line int    // the line rest comes from; lines before it are still to walk
+	rest []byte // the current line's members not walked yet
+	open bool   // rest holds a line's members
 }
 
-// clientFromForwarded picks the client from RFC 7239 Forwarded elements.
-func clientFromForwarded(v []byte, p *Proxies) (netip.AddrPort, bool) {
-	var last netip.AddrPort
-	found := false
-	for len(v) > 0 {
-		i := bytes.LastIndexByte(v, ',')
-		el := v[i+1:]
-		if i < 0 {
-			el, v = v, nil
-		} else {
-			v = v[:i]
-		}
-		f := forwardedParam(el, "for")
-		if f == nil {
-			return last, found
-		}
-		a, ok := parseHop(f)
-		if !ok {
-			return last, found
-		}
-		last, found = a, true
-		if !p.trusts(a) {
-			return a, true
-		}
-	}
-	return last, found
+// fieldList returns the request's list named name, ready to walk.
+func (x *Ctx) fieldList(name string) fieldList {
+	return fieldList{hs: x.req.Headers, name: name, line: len(x.req.Headers)}
 }
 
-// lastElement returns the last element of a Forwarded list.
-func lastElement(v []byte) []byte {
-	if i := bytes.LastIndexByte(v, ','); i >= 0 {
-		return v[i+1:]
+// present reports whether the request has a field line named name.
+func (l fieldList) present() bool {
+	for i := range l.hs {
+		if asciiEqualFold(l.hs[i].Name, l.name) {
+			return true
+		}
 	}
-	return v
+	return false
+}
+
+// prev returns the member before the last one returned (the last member on
+// the first call), without surrounding whitespace; false once none is
+// left. Empty members are skipped (RFC 9110 §5.6.1).
+func (l *fieldList) prev() ([]byte, bool) {
+	for {
+		for !l.open {
+			if l.line == 0 {
+				return nil, false
+			}
+			l.line--
+			if h := &l.hs[l.line]; asciiEqualFold(h.Name, l.name) {
+				l.rest, l.open = h.Value, true
+			}
+		}
+		m := l.rest
+		if i := bytes.LastIndexByte(l.rest, ','); i >= 0 {
+			m, l.rest = l.rest[i+1:], l.rest[:i]
+		} else {
+			l.open = false
+		}
+		if m = bytes.TrimSpace(m); len(m) > 0 {
+			return m, true
+		}
+	}
+}
+
+// member returns the member at position n from the right (0: the last),
+// or the first member when the list has fewer; false for no member.
+func (l fieldList) member(n int) ([]byte, bool) {
+	var v []byte
+	found := false
+	for i := 0; i <= n; i++ {
+		m, ok := l.prev()
+		if !ok {
+			break
+		}
+		v, found = m, true
+	}
+	return v, found
+}
+
+// clientFrom picks the client from an address list: X-Forwarded-For, or
+// with forwarded the for= parameters of RFC 7239 Forwarded elements. It is
+// the first hop from the right that is not a trusted proxy, or the
+// farthest one that parses when every hop is trusted or one does not
+// parse; at is its position from the right.
+func clientFrom(l fieldList, p *Proxies, forwarded bool) (a netip.AddrPort, at int, found bool) {
+	for i := 0; ; i++ {
+		item, ok := l.prev()
+		if ok && forwarded {
+			item = forwardedParam(item, "for")
+			ok = item != nil
+		}
+		if !ok {
+			return a, at, found
+		}
+		hop, ok := parseHop(item)
+		if !ok {
+			return a, at, found
+		}
+		a, at, found = hop, i, true
+		if !p.trusts(hop) {
+			return a, at, true
+		}
+	}
 }
 
 // forwardedParam returns the value of param in one Forwarded element.
@@ -246,17 +294,27 @@ func forwardedParam(el []byte, param string) []byte {
 	return nil
 }
 
-// parseHop parses "1.2.3.4", "1.2.3.4:80", "[::1]:80" or "::1".
+// parseHop parses "1.2.3.4", "1.2.3.4:80", "[::1]:80", "[::1]" or "::1".
+// It picks the parser by the hop's shape, so that a well-formed hop
+// allocates nothing (a failed netip parse allocates its error).
 func parseHop(b []byte) (netip.AddrPort, bool) {
 	s := b2s(b)
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
+	var ap netip.AddrPort
+	var err error
+	switch {
+	case len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']':
+		var a netip.Addr
+		a, err = netip.ParseAddr(s[1 : len(s)-1])
+		ap = netip.AddrPortFrom(a, 0)
+	case len(s) > 0 && s[0] == '[', strings.Count(s, ":") == 1:
+		ap, err = netip.ParseAddrPort(s)
+	default:
+		var a netip.Addr
+		a, err = netip.ParseAddr(s)
+		ap = netip.AddrPortFrom(a, 0)
 	}
-	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
-		s = s[1 : len(s)-1]
+	if err != nil {
+		return netip.AddrPort{}, false
 	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return netip.AddrPortFrom(a.Unmap(), 0), true
-	}
-	return netip.AddrPort{}, false
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }

@@ -55,7 +55,16 @@ func TestForwardedFromTrustedPeer(t *testing.T) {
 			{"X-Forwarded-Protocol ssl", "X-Forwarded-Protocol: ssl\r\n", 200, "127.0.0.1:* https"},
 			{"agreeing scheme headers", "X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: on\r\n", 200, "127.0.0.1:* https"},
 			{"Forwarded sets client and scheme", "Forwarded: for=203.0.113.7;proto=https\r\n", 200, "203.0.113.7:0 https"},
-			{"Forwarded with a quoted IPv6 and port, through a trusted proxy", `Forwarded: for="[2001:db8::1]:4711", for=10.1.2.3;proto=https` + "\r\n", 200, "[2001:db8::1]:4711 https"},
+			{"Forwarded with a quoted IPv6 and port, through a trusted proxy", `Forwarded: for="[2001:db8::1]:4711";proto=https, for=10.1.2.3` + "\r\n", 200, "[2001:db8::1]:4711 https"},
+			{"Forwarded: the scheme is the chosen element's proto, not the nearest proxy's", "Forwarded: for=203.0.113.7;proto=http, for=10.1.2.3;proto=https\r\n", 200, "203.0.113.7:0 http"},
+			// Repeated field lines are one list (RFC 9110 §5.3): HAProxy's
+			// option forwardfor appends its own line after the client's.
+			{"two X-Forwarded-For lines: the proxy's line is the list's end", "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 203.0.113.7\r\n", 200, "203.0.113.7:0 http"},
+			{"two X-Forwarded-For lines through a trusted tier", "X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\nX-Forwarded-For: 10.1.2.3\r\n", 200, "203.0.113.7:0 http"},
+			{"two Forwarded lines", "Forwarded: for=6.6.6.6;proto=https\r\nForwarded: for=203.0.113.7;proto=http\r\n", 200, "203.0.113.7:0 http"},
+			{"two X-Forwarded-Proto lines: the one at the chosen hop", "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n", 200, "203.0.113.7:0 http"},
+			{"X-Forwarded-Proto set once by the edge, X-Forwarded-For appended by an inner proxy", "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 10.1.2.3\r\n", 200, "203.0.113.7:0 https"},
+			{"X-Forwarded-Proto appended per hop, aligned with X-Forwarded-For", "X-Forwarded-For: 6.6.6.6, 203.0.113.7, 10.1.2.3\r\nX-Forwarded-Proto: https, http, https\r\n", 200, "203.0.113.7:0 http"},
 			{"X-Forwarded-For wins over Forwarded for the address", "X-Forwarded-For: 203.0.113.7\r\nForwarded: for=198.51.100.9\r\n", 200, "203.0.113.7:0 http"},
 			{"X-Forwarded-For with a scheme header", "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n", 200, "203.0.113.7:0 https"},
 			{"conflicting X-Forwarded-Proto and X-Forwarded-Ssl", "X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n", 400, ""},

@@ -91,8 +91,7 @@ type Ctx struct {
 	offloop     bool        // running on another goroutine
 	state       ctxState
 	wake        chan struct{} // off-loop flush waits here for the loop
-	cancel      context.CancelFunc
-	reqCtx      context.Context
+	reqCtx      *requestContext
 	hasCtx      atomic.Bool // reqCtx set: set under mu, atomic so reset skips the lock when unset
 	expect100   bool        // 100 Continue still owed before reading the body
 	panicked    bool
@@ -117,6 +116,10 @@ type Ctx struct {
 	lazyBuf []byte
 	scratch []byte
 	e       *Engine
+
+	// deadline is request_timeout's for a handler off the loop, set on
+	// the loop before it runs; zero on the loop.
+	deadline time.Time
 
 	// bodySent is the response body bytes handed to the loop
 	// (BodyBytesSent). Off the loop a stream's push updates it under mu, so
@@ -289,19 +292,46 @@ func (c *Ctx) Scheme() string {
 // Route returns the route that matched, or nil for the engine's own answers.
 func (c *Ctx) Route() *Route { return c.route }
 
-// Context returns a context that is cancelled when the client goes away,
-// the request times out, or the server stops. It is created on first use.
+// Context returns the request's context, created on first use. For a
+// handler running off the loop, its Deadline is request_timeout's until
+// the response starts (its head is sent: Flush, or a net/http body past
+// 32 KiB) and none after; if request_timeout expires first, the context
+// is cancelled with Err context.DeadlineExceeded and the client gets 503.
+// It is cancelled with context.Canceled when the client goes away (or
+// stops reading for send_timeout), when the server stops, and when the
+// request ends. A handler on the loop (worker_class sync) has no deadline:
+// request_timeout cannot interrupt it.
 func (c *Ctx) Context() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.reqCtx == nil {
-		c.reqCtx, c.cancel = context.WithCancel(context.Background())
+		c.reqCtx = newRequestContext(c.deadline, c.sentStatus != 0 || c.hijacked)
 		c.hasCtx.Store(true)
-		if c.gone.Load() || c.timedOut {
-			c.cancel() // asked for after the client left: done already
+		switch { // asked for after the request ended its way: done already
+		case c.timedOut:
+			c.reqCtx.end(context.DeadlineExceeded)
+		case c.gone.Load():
+			c.reqCtx.end(context.Canceled)
 		}
 	}
 	return c.reqCtx
+}
+
+// endContext cancels the request's context, if one was asked for, with
+// err. Call it under mu.
+func (c *Ctx) endContext(err error) {
+	if c.reqCtx != nil {
+		c.reqCtx.end(err)
+	}
+}
+
+// responseStarted lifts request_timeout's deadline from the request's
+// context: the response started (or the connection was hijacked). Call it
+// under mu.
+func (c *Ctx) responseStarted() {
+	if c.reqCtx != nil {
+		c.reqCtx.started.Store(true)
+	}
 }
 
 // Value returns slot i of the handler-local storage (i < 4), for adapters
@@ -515,6 +545,9 @@ func (c *Ctx) reset() {
 	if c.gone.Load() { // a load, not a store: an atomic store costs a locked instruction per request
 		c.gone.Store(false)
 	}
+	if c.offloop { // only off-loop requests have one: no store (and write barrier) for the others
+		c.deadline = time.Time{}
+	}
 	c.offloop = false
 	c.state = ctxIdle
 	c.expect100 = false
@@ -537,8 +570,8 @@ func (c *Ctx) reset() {
 	c.secure = false
 	if c.hasCtx.Load() { // most requests never ask for a Context: no lock for them
 		c.mu.Lock()
-		c.cancel()
-		c.reqCtx, c.cancel = nil, nil
+		c.reqCtx.end(context.Canceled)
+		c.reqCtx = nil
 		c.hasCtx.Store(false)
 		c.mu.Unlock()
 	}

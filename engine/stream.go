@@ -180,6 +180,7 @@ func (c *Ctx) push() error {
 	c.bodySent = c.streamSent // everything framed so far is in c.out
 	if c.sentStatus == 0 {
 		c.sentStatus = c.status
+		c.responseStarted()
 	}
 	c.out = c.out[:0]
 	needWake := !c.flushQueued
@@ -238,6 +239,9 @@ func (c *Ctx) Hijack() (conn net.Conn, unread []byte, err error) {
 	if r.err != nil {
 		return nil, nil, r.err
 	}
+	c.mu.Lock()
+	c.responseStarted() // the connection is the handler's: no deadline applies
+	c.mu.Unlock()
 	c.hijacked = true
 	return r.conn, r.unread, nil
 }

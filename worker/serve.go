@@ -194,6 +194,7 @@ func New(o Options) (*Process, error) {
 		HeaderTimeout:     cfg.HeaderTimeout,
 		BodyTimeout:       cfg.BodyTimeout,
 		RequestTimeout:    cfg.RequestTimeout,
+		SendTimeout:       cfg.SendTimeout,
 		BlockWarning:      cfg.BlockWarning,
 		OutputBufferLimit: int(cfg.OutputBufferLimit),
 		BodyBufferSize:    int(cfg.BodyBufferSize),
