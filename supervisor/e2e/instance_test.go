@@ -140,7 +140,7 @@ func TestStalePidfile(t *testing.T) {
 func TestStartErrorOnStderr(t *testing.T) {
 	t.Parallel()
 	code, stderr := runOnce(t, baseConfig+"errorlog: \"@DIR@/error.log\"\nchdir: /nonexistent/app\n")
-	if code != 1 || !strings.Contains(stderr, "chdir /nonexistent/app") || !strings.Contains(stderr, "no such file or directory") {
+	if code != 1 || !strings.Contains(stderr, "chdir: /nonexistent/app") || !strings.Contains(stderr, "no such file or directory") {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and the chdir error", code, stderr)
 	}
 }
