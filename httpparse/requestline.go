@@ -1,0 +1,327 @@
+package httpparse
+
+import "bytes"
+
+// requestLine runs the resumable request-line scanner over buf[p.pos:]:
+// method SP request-target SP HTTP-version CRLF (RFC 9112 §3), with the
+// leading empty lines RFC 9112 §2.2 lets a server skip. Errors are found in
+// byte order, and the length limit is checked before each content byte, so
+// the verdict does not depend on how the input was split.
+func (p *Parser) requestLine(buf []byte, req *Request) error {
+	if p.pos == 0 && p.fastRequestLine(buf) {
+		p.line.reset(p.pos)
+		p.state = stFields
+		return p.finishRequestLine(buf, req)
+	}
+	i, n := p.pos, len(buf)
+	for i < n {
+		switch p.phase {
+		case phLead:
+			switch buf[i] {
+			case '\r':
+				p.phase = phLeadLF
+				i++
+			case '\n':
+				return errBareLF
+			default:
+				p.rlStart = i
+				p.phase = phMethod
+			}
+		case phLeadLF:
+			if buf[i] != '\n' {
+				return errBareCR
+			}
+			p.lead++
+			if p.lead > MaxLeadingEmptyLines {
+				return errTooManyEmptyLine
+			}
+			i++
+			p.phase = phLead
+		case phMethod:
+			end := min(n, p.rlStart+p.lim.MaxRequestLine)
+			for i < end && tokenTab[buf[i]] {
+				i++
+			}
+			if i == n {
+				break
+			}
+			if i == end {
+				return errRequestLineTooLong
+			}
+			if buf[i] != ' ' {
+				if buf[i] == '\t' {
+					return errRequestLineWS
+				}
+				return errMethod
+			}
+			if i == p.rlStart {
+				return errMethodEmpty
+			}
+			p.methodEnd = i
+			i++
+			p.targetStart = i
+			p.phase = phTarget
+		case phTarget:
+			end := min(n, p.rlStart+p.lim.MaxRequestLine)
+			for i < end && targetTab[buf[i]] {
+				i++
+			}
+			if i == n {
+				break
+			}
+			if i == end {
+				return errRequestLineTooLong
+			}
+			switch buf[i] {
+			case ' ':
+				if i == p.targetStart {
+					return errTargetEmpty
+				}
+				p.targetEnd = i
+				i++
+				p.versionStart = i
+				p.phase = phVersion
+			case '?':
+				if p.query == 0 {
+					p.query = i + 1
+				}
+				i++
+			case '%':
+				i++
+				p.phase = phPct1
+			case '[', ']':
+				p.brackets = true
+				i++
+			case '#':
+				return errTargetFragment
+			case '\r', '\n':
+				if i == p.targetStart {
+					return errTargetEmpty
+				}
+				return errHTTP09
+			case '\t':
+				return errRequestLineWS
+			default:
+				return errTargetChar
+			}
+		case phPct1, phPct2:
+			if i >= p.rlStart+p.lim.MaxRequestLine {
+				return errRequestLineTooLong
+			}
+			if !hexTab[buf[i]] {
+				return errTargetPercent
+			}
+			i++
+			if p.phase == phPct1 {
+				p.phase = phPct2
+			} else {
+				p.phase = phTarget
+			}
+		case phVersion:
+			// "HTTP/" DIGIT "." DIGIT CRLF, case-sensitive (RFC 9112 §2.3)
+			k := i - p.versionStart
+			c := buf[i]
+			switch {
+			case k < 8:
+				if i >= p.rlStart+p.lim.MaxRequestLine {
+					return errRequestLineTooLong
+				}
+				ok := false
+				switch k {
+				case 5, 7:
+					ok = c >= '0' && c <= '9'
+				case 6:
+					ok = c == '.'
+				default:
+					ok = c == "HTTP/"[k]
+				}
+				if !ok {
+					if c == ' ' || c == '\t' {
+						return errRequestLineWS
+					}
+					return errVersion
+				}
+				i++
+			case k == 8:
+				if c != '\r' {
+					if c == '\n' {
+						return errBareLF
+					}
+					if c == ' ' || c == '\t' {
+						return errRequestLineWS
+					}
+					return errVersion
+				}
+				i++
+			default:
+				if c != '\n' {
+					return errBareCR
+				}
+				p.pos = i + 1
+				p.line.reset(p.pos)
+				p.state = stFields
+				return p.finishRequestLine(buf, req)
+			}
+		}
+	}
+	p.pos = i
+	return nil
+}
+
+// fastRequestLine recognises a complete, ordinary request line at the start
+// of buf in straight-line code and records it as the scanner in
+// requestLine would. Anything unusual (leading empty lines, '[', a line
+// not complete yet, any error) returns false and is left to the scanner,
+// which stays the one place deciding errors.
+func (p *Parser) fastRequestLine(buf []byte) bool {
+	end := min(len(buf), p.lim.MaxRequestLine) // content bytes lie below end
+	i := 0
+	for i < end && tokenTab[buf[i]] {
+		i++
+	}
+	if i == 0 || i >= end || buf[i] != ' ' {
+		return false
+	}
+	methodEnd := i
+	i++
+	targetStart, query := i, 0
+	for {
+		for i < end && targetTab[buf[i]] {
+			i++
+		}
+		if i >= end {
+			return false
+		}
+		if c := buf[i]; c == '?' {
+			if query == 0 {
+				query = i + 1
+			}
+			i++
+			continue
+		} else if c == '%' && i+2 < end && hexTab[buf[i+1]] && hexTab[buf[i+2]] {
+			i += 3
+			continue
+		}
+		break
+	}
+	if i == targetStart || buf[i] != ' ' {
+		return false
+	}
+	targetEnd := i
+	i++
+	if i+10 > len(buf) || i+8 > p.lim.MaxRequestLine {
+		return false
+	}
+	v := buf[i : i+10]
+	if string(v[:5]) != "HTTP/" || v[5]-'0' > 9 || v[6] != '.' || v[7]-'0' > 9 || v[8] != '\r' || v[9] != '\n' {
+		return false
+	}
+	p.methodEnd, p.targetStart, p.targetEnd, p.versionStart, p.query = methodEnd, targetStart, targetEnd, i, query
+	p.pos = i + 10
+	return true
+}
+
+// finishRequestLine checks the complete request line's version and target
+// form (RFC 9112 §2.3, §3.2) and fills req.
+func (p *Parser) finishRequestLine(buf []byte, req *Request) error {
+	v := buf[p.versionStart:]
+	if v[5] != '1' {
+		return errVersionUnsupported
+	}
+	req.Major, req.Minor = 1, v[7]-'0'
+	method := buf[p.rlStart:p.methodEnd]
+	target := buf[p.targetStart:p.targetEnd]
+	req.Method, req.Target = method, target
+	connect := string(method) == "CONNECT"
+	switch {
+	case target[0] == '/':
+		if connect {
+			return errConnectForm
+		}
+		if p.brackets {
+			return errTargetChar // '[' and ']' only belong in an IP-literal
+		}
+		req.Form = OriginForm
+		req.Path = target
+		if p.query > 0 {
+			req.Path, req.Query = buf[p.targetStart:p.query-1], buf[p.query:p.targetEnd]
+		}
+	case len(target) == 1 && target[0] == '*':
+		if string(method) != "OPTIONS" {
+			return errAsteriskForm
+		}
+		req.Form = AsteriskForm
+		req.Path = target[:0]
+	case connect:
+		// authority-form = uri-host ":" port (RFC 9112 §3.2.3)
+		for _, c := range target {
+			if c == '@' || c == '/' || c == '?' {
+				return errConnectForm
+			}
+		}
+		_, port, hasPort, ok := splitHostPort(target)
+		if !ok || !hasPort || len(port) == 0 {
+			return errConnectForm
+		}
+		req.Form = AuthorityForm
+		req.Path = target[:0]
+		req.Host = target
+	default:
+		return p.absoluteForm(target, req)
+	}
+	return nil
+}
+
+// absoluteForm parses scheme "://" authority path-abempty [ "?" query ]
+// (RFC 9112 §3.2.2). An absolute-URI without an authority ("urn:x") names
+// nothing this server could route to and is rejected.
+func (p *Parser) absoluteForm(t []byte, req *Request) error {
+	c := t[0]
+	if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		return errTargetForm
+	}
+	i := 1
+	for i < len(t) {
+		c = t[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.' {
+			i++
+			continue
+		}
+		break
+	}
+	if i+3 > len(t) || t[i] != ':' || t[i+1] != '/' || t[i+2] != '/' {
+		return errTargetForm
+	}
+	i += 3
+	a := i
+	for i < len(t) && t[i] != '/' && t[i] != '?' {
+		if t[i] == '@' {
+			return errTargetUserinfo // RFC 9110 §4.2.4
+		}
+		i++
+	}
+	authority := t[a:i]
+	if _, _, _, ok := splitHostPort(authority); !ok {
+		return errTargetHost
+	}
+	rest := t[i:]
+	if p.brackets {
+		for _, c := range rest {
+			if c == '[' || c == ']' {
+				return errTargetChar
+			}
+		}
+	}
+	req.Form = AbsoluteForm
+	req.Host = authority
+	req.Path, req.Query = splitQuery(rest)
+	return nil
+}
+
+// splitQuery splits a target at its first '?'.
+func splitQuery(t []byte) (path, query []byte) {
+	if q := bytes.IndexByte(t, '?'); q >= 0 {
+		return t[:q], t[q+1:]
+	}
+	return t, nil
+}
