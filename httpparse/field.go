@@ -93,13 +93,8 @@ func (ls *lineScan) scan(buf []byte, max int, first bool) (int, int, *Error) {
 		}
 	}
 	for {
-		end := min(n, limit)
-		if i < end {
-			if k := badValueByte(buf[i:end]); k >= 0 {
-				i += k
-			} else {
-				i = end
-			}
+		if end := min(n, limit); i < end {
+			i = ctlIndex(buf, i, end)
 		}
 		if i == n {
 			ls.pos = i
@@ -138,25 +133,81 @@ func (ls *lineScan) field(buf []byte, lf int) (name, value []byte) {
 	return buf[ls.start:ls.colon], trimOWS(buf[ls.colon+1 : lf-1])
 }
 
-// badValueByte returns the index of the first byte not allowed in a field
-// value (anything but HTAB, SP, VCHAR, obs-text) or HTAB, or -1; the caller
-// steps over HTAB. It tests eight bytes at a time for a byte below 0x20 or
-// equal to 0x7F with the "has less than" and "has zero" word tricks: the
-// lowest flagged byte is always a real one (a borrow only runs upwards from
-// one), so its position is exact. CR, which ends the value, is such a byte.
-func badValueByte(v []byte) int {
+// complete recognises, at a line's first look, a whole field line made of
+// a token name, ':', value bytes and CRLF within max, and returns the index
+// of its LF with the colon recorded, exactly as scan would. Anything else
+// (an incomplete line, any byte scan would refuse, the limit) returns false
+// and is left to scan, which stays the one place deciding errors. It saves
+// scan's byte-by-byte bookkeeping on the lines nearly every request is
+// made of.
+func (ls *lineScan) complete(buf []byte, max int) (int, bool) {
+	s := ls.start
+	if ls.pos != s || s >= len(buf) {
+		return 0, false
+	}
+	// The CR may sit at s+max (scan accepts it there), nothing else.
+	end := min(len(buf), s+max+1)
+	w := buf[s:end]
 	i := 0
-	for ; i+8 <= len(v); i += 8 {
-		x := binary.LittleEndian.Uint64(v[i:])
-		y := x ^ (lo8 * 0x7f)
-		if m := ((x-lo8*0x20)&^x | (y-lo8)&^y) & hi8; m != 0 {
+	for i < len(w) && tokenTab[w[i]] {
+		i++
+	}
+	if i == 0 || i >= len(w) || w[i] != ':' {
+		return 0, false
+	}
+	colon := s + i
+	j := colon + 1
+	for {
+		j = ctlIndex(buf, j, end)
+		if j >= end {
+			return 0, false
+		}
+		if buf[j] != '\t' {
+			break
+		}
+		j++
+	}
+	if buf[j] != '\r' || j+1 >= len(buf) || buf[j+1] != '\n' {
+		return 0, false
+	}
+	ls.colon = colon
+	return j + 1, true
+}
+
+// ctlIndex returns the index of the first byte of buf[i:end] below 0x20 or
+// equal to 0x7F (what a field value may not hold but HTAB, and the CR that
+// ends it), or end when there is none. It tests eight bytes at a time with
+// the "has less than" and "has zero" word tricks: the lowest flagged byte
+// is always a real one (a borrow only runs upwards from one), so its
+// position is exact. The last few bytes are tested as the top of the word
+// ending at end when buf holds eight bytes before it, so a short value
+// costs one word too; the zero bytes shifted in above them are flagged
+// only above the bytes tested.
+func ctlIndex(buf []byte, i, end int) int {
+	for ; i+8 <= end; i += 8 {
+		if m := ctlMask(binary.LittleEndian.Uint64(buf[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
 	}
-	for ; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c == 0x7f {
+	if i >= end {
+		return end
+	}
+	if end >= 8 {
+		rest := end - i // 1..7
+		x := binary.LittleEndian.Uint64(buf[end-8:end]) >> (8 * (8 - rest))
+		return min(i+bits.TrailingZeros64(ctlMask(x))>>3, end)
+	}
+	for ; i < end; i++ {
+		if c := buf[i]; c < 0x20 || c == 0x7f {
 			return i
 		}
 	}
-	return -1
+	return end
+}
+
+// ctlMask has the top bit set in the bytes of x below 0x20 or equal to
+// 0x7F, exact for the lowest such byte.
+func ctlMask(x uint64) uint64 {
+	y := x ^ (lo8 * 0x7f)
+	return ((x-lo8*0x20)&^x | (y-lo8)&^y) & hi8
 }

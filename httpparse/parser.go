@@ -2,7 +2,9 @@ package httpparse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
+	"unsafe"
 )
 
 // Parser states.
@@ -50,8 +52,11 @@ type Parser struct {
 	brackets                                                 bool // '[' or ']' in the target
 
 	// where the previous call's buffer was, to re-point slices if the
-	// caller moved the bytes between calls
-	base    *byte
+	// caller moved the bytes between calls. An address, not a pointer: it
+	// is only compared (req's slices keep that buffer alive while they
+	// matter), and a Parser without pointers is reset without write
+	// barriers.
+	base    uintptr
 	baseCap int
 
 	hosts                               int
@@ -64,7 +69,9 @@ type Parser struct {
 
 // Reset prepares the parser for the next request head.
 func (p *Parser) Reset() {
-	*p = Parser{Limits: p.Limits, noHostCheck: p.noHostCheck}
+	lim, noHostCheck := p.Limits, p.noHostCheck
+	*p = Parser{}
+	p.Limits, p.noHostCheck = lim, noHostCheck
 }
 
 // ParseHead parses the head of the request that starts at buf[0] into req.
@@ -101,20 +108,29 @@ func (p *Parser) ParseHead(buf []byte, req *Request) (int, error) {
 		if len(buf) < max(p.pos, p.line.pos) {
 			return 0, errInputShrunk
 		}
-		if &buf[0] != p.base || cap(buf) != p.baseCap {
+		if bufAddr(buf) != p.base || cap(buf) != p.baseCap {
 			p.rebase(buf, req)
 		}
 	}
-	p.base, p.baseCap = &buf[0], cap(buf)
-	if p.state == stLine && !p.lineEnd && p.deferLine(buf) {
-		return 0, nil
-	}
+	p.base, p.baseCap = bufAddr(buf), cap(buf)
 	if p.state == stLine {
-		if err := p.requestLine(buf, req); err != nil {
-			return 0, err
-		}
-		if p.state == stLine {
-			return 0, nil
+		// A first look that finds a complete, ordinary request line
+		// needs no deferral: that line has its LF.
+		if p.lfScan == 0 && !p.lineEnd && p.fastRequestLine(buf) {
+			p.lineEnd = true
+			if err := p.lineDone(buf, req); err != nil {
+				return 0, err
+			}
+		} else {
+			if !p.lineEnd && p.deferLine(buf) {
+				return 0, nil
+			}
+			if err := p.requestLine(buf, req); err != nil {
+				return 0, err
+			}
+			if p.state == stLine {
+				return 0, nil
+			}
 		}
 	}
 	n, err := p.fields(buf, req)
@@ -123,6 +139,9 @@ func (p *Parser) ParseHead(buf []byte, req *Request) (int, error) {
 	}
 	return n, nil
 }
+
+// bufAddr is the address of buf's first byte; buf is not empty.
+func bufAddr(buf []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(buf))) }
 
 // deferLine reports whether the request line should wait for more bytes
 // before it is judged: its LF has not arrived, it is within the length
@@ -185,14 +204,22 @@ func (p *Parser) rebase(buf []byte, req *Request) {
 // empty line ending the head.
 func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 	for {
-		res, lf, err := p.line.scan(buf, p.lim.MaxFieldSize, len(req.Headers) == 0)
-		switch {
-		case err != nil:
-			return 0, err
-		case res == lineMore:
-			return 0, nil
-		case res == lineEmpty:
-			return p.finishHead(req, lf+1)
+		s := p.line.start
+		if p.line.pos == s && s+2 <= len(buf) && binary.LittleEndian.Uint16(buf[s:]) == crlf {
+			return p.finishHead(req, s+2) // the empty line, as scan would find it
+		}
+		lf, ok := p.line.complete(buf, p.lim.MaxFieldSize)
+		if !ok {
+			res, end, err := p.line.scan(buf, p.lim.MaxFieldSize, len(req.Headers) == 0)
+			switch {
+			case err != nil:
+				return 0, err
+			case res == lineMore:
+				return 0, nil
+			case res == lineEmpty:
+				return p.finishHead(req, end+1)
+			}
+			lf = end
 		}
 		if len(req.Headers) >= p.lim.MaxHeaderCount {
 			return 0, errTooManyFields
@@ -211,7 +238,7 @@ func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 func (p *Parser) fieldSemantics(name, value []byte, req *Request) *Error {
 	switch len(name) {
 	case 4:
-		if tokenEqualFold(name, "host") {
+		if binary.LittleEndian.Uint32(name)|0x20202020 == hostWord { // tokenEqualFold(name, "host")
 			return p.onHost(value, req)
 		}
 	case 6:

@@ -1,6 +1,9 @@
 package httpparse
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // requestLine runs the resumable request-line scanner over buf[p.pos:]:
 // method SP request-target SP HTTP-version CRLF (RFC 9112 §3), with the
@@ -9,9 +12,7 @@ import "bytes"
 // the verdict does not depend on how the input was split.
 func (p *Parser) requestLine(buf []byte, req *Request) error {
 	if p.pos == 0 && p.fastRequestLine(buf) {
-		p.line.reset(p.pos)
-		p.state = stFields
-		return p.finishRequestLine(buf, req)
+		return p.lineDone(buf, req)
 	}
 	i, n := p.pos, len(buf)
 	for i < n {
@@ -158,9 +159,7 @@ func (p *Parser) requestLine(buf []byte, req *Request) error {
 					return errBareCR
 				}
 				p.pos = i + 1
-				p.line.reset(p.pos)
-				p.state = stFields
-				return p.finishRequestLine(buf, req)
+				return p.lineDone(buf, req)
 			}
 		}
 	}
@@ -174,51 +173,81 @@ func (p *Parser) requestLine(buf []byte, req *Request) error {
 // not complete yet, any error) returns false and is left to the scanner,
 // which stays the one place deciding errors.
 func (p *Parser) fastRequestLine(buf []byte) bool {
-	end := min(len(buf), p.lim.MaxRequestLine) // content bytes lie below end
+	// Content bytes lie below len(b); slicing once lets the loops index
+	// without bounds checks.
+	b := buf[:min(len(buf), p.lim.MaxRequestLine)]
 	i := 0
-	for i < end && tokenTab[buf[i]] {
-		i++
-	}
-	if i == 0 || i >= end || buf[i] != ' ' {
-		return false
+	if len(b) >= 4 && binary.LittleEndian.Uint32(b) == methodGET {
+		i = 3
+	} else {
+		for i < len(b) && tokenTab[b[i]] {
+			i++
+		}
+		if i == 0 || i >= len(b) || b[i] != ' ' {
+			return false
+		}
 	}
 	methodEnd := i
 	i++
 	targetStart, query := i, 0
 	for {
-		for i < end && targetTab[buf[i]] {
+		for i < len(b) && targetTab[b[i]] {
 			i++
 		}
-		if i >= end {
+		if i >= len(b) {
 			return false
 		}
-		if c := buf[i]; c == '?' {
+		if c := b[i]; c == '?' {
 			if query == 0 {
 				query = i + 1
 			}
 			i++
 			continue
-		} else if c == '%' && i+2 < end && hexTab[buf[i+1]] && hexTab[buf[i+2]] {
+		} else if c == '%' && i+2 < len(b) && hexTab[b[i+1]] && hexTab[b[i+2]] {
 			i += 3
 			continue
 		}
 		break
 	}
-	if i == targetStart || buf[i] != ' ' {
+	if i == targetStart || b[i] != ' ' {
 		return false
 	}
 	targetEnd := i
 	i++
+	// "HTTP/" DIGIT "." DIGIT CRLF: the version's 8 bytes count against the
+	// limit, its CRLF does not.
 	if i+10 > len(buf) || i+8 > p.lim.MaxRequestLine {
 		return false
 	}
-	v := buf[i : i+10]
-	if string(v[:5]) != "HTTP/" || v[5]-'0' > 9 || v[6] != '.' || v[7]-'0' > 9 || v[8] != '\r' || v[9] != '\n' {
+	v := buf[i : i+10 : i+10]
+	if w := binary.LittleEndian.Uint64(v); w != versionHTTP11 && w != versionHTTP10 {
+		if string(v[:5]) != "HTTP/" || v[5]-'0' > 9 || v[6] != '.' || v[7]-'0' > 9 {
+			return false
+		}
+	}
+	if binary.LittleEndian.Uint16(v[8:]) != crlf {
 		return false
 	}
 	p.methodEnd, p.targetStart, p.targetEnd, p.versionStart, p.query = methodEnd, targetStart, targetEnd, i, query
 	p.pos = i + 10
 	return true
+}
+
+// Little-endian words of the bytes fastRequestLine looks for first.
+var (
+	methodGET     = binary.LittleEndian.Uint32([]byte("GET "))
+	versionHTTP11 = binary.LittleEndian.Uint64([]byte("HTTP/1.1"))
+	versionHTTP10 = binary.LittleEndian.Uint64([]byte("HTTP/1.0"))
+	crlf          = binary.LittleEndian.Uint16([]byte("\r\n"))
+	hostWord      = binary.LittleEndian.Uint32([]byte("host"))
+)
+
+// lineDone moves on to the field lines once the request line ended just
+// before p.pos.
+func (p *Parser) lineDone(buf []byte, req *Request) error {
+	p.line.reset(p.pos)
+	p.state = stFields
+	return p.finishRequestLine(buf, req)
 }
 
 // finishRequestLine checks the complete request line's version and target
