@@ -134,33 +134,56 @@ func (ls *lineScan) field(buf []byte, lf int) (name, value []byte) {
 }
 
 // complete recognises, at a line's first look, a whole field line made of
-// a token name, ':', value bytes and CRLF within max, and returns the index
-// of its LF with the colon recorded, exactly as scan would. Anything else
-// (an incomplete line, any byte scan would refuse, the limit) returns false
-// and is left to scan, which stays the one place deciding errors. It saves
-// scan's byte-by-byte bookkeeping on the lines nearly every request is
-// made of.
-func (ls *lineScan) complete(buf []byte, max int) (int, bool) {
+// a token name, ':', value bytes and CRLF within max, and returns its name,
+// its OWS-trimmed value and the index of its LF, with the colon recorded,
+// exactly as scan and field would. Anything else (an incomplete line, any
+// byte scan would refuse, the limit) returns false and is left to scan,
+// which stays the one place deciding errors. It saves scan's byte-by-byte
+// bookkeeping on the lines nearly every request is made of.
+func (ls *lineScan) complete(buf []byte, max int) (name, value []byte, lf int, ok bool) {
 	s := ls.start
 	if ls.pos != s || s >= len(buf) {
-		return 0, false
+		return nil, nil, 0, false
 	}
 	// The CR may sit at s+max (scan accepts it there), nothing else.
 	end := min(len(buf), s+max+1)
 	w := buf[s:end]
 	i := 0
+	for i+4 <= len(w) && tokenTab[w[i]] && tokenTab[w[i+1]] && tokenTab[w[i+2]] && tokenTab[w[i+3]] {
+		i += 4
+	}
 	for i < len(w) && tokenTab[w[i]] {
 		i++
 	}
 	if i == 0 || i >= len(w) || w[i] != ':' {
-		return 0, false
+		return nil, nil, 0, false
 	}
-	colon := s + i
-	j := colon + 1
+	name = w[:i]
+	i += s + 1 // from here on, indexes are into buf
+	for i < end && (buf[i] == ' ' || buf[i] == '\t') {
+		i++
+	}
+	// The value ends at its first byte below 0x20 or 0x7F (ctlIndex
+	// inlined by hand: this is the hot loop); HTAB is stepped over.
+	j := i
 	for {
-		j = ctlIndex(buf, j, end)
-		if j >= end {
-			return 0, false
+		if j+8 <= end {
+			m := ctlMask(binary.LittleEndian.Uint64(buf[j:]))
+			if m == 0 {
+				j += 8
+				continue
+			}
+			j += bits.TrailingZeros64(m) >> 3
+		} else {
+			rest := end - j
+			if rest <= 0 || end < 8 {
+				return nil, nil, 0, false
+			}
+			k := bits.TrailingZeros64(ctlMask(binary.LittleEndian.Uint64(buf[end-8:end])>>(8*(8-rest)))) >> 3
+			if k >= rest {
+				return nil, nil, 0, false
+			}
+			j += k
 		}
 		if buf[j] != '\t' {
 			break
@@ -168,10 +191,15 @@ func (ls *lineScan) complete(buf []byte, max int) (int, bool) {
 		j++
 	}
 	if buf[j] != '\r' || j+1 >= len(buf) || buf[j+1] != '\n' {
-		return 0, false
+		return nil, nil, 0, false
 	}
-	ls.colon = colon
-	return j + 1, true
+	// Trailing OWS; the leading OWS was skipped up to i.
+	e := j
+	for e > i && (buf[e-1] == ' ' || buf[e-1] == '\t') {
+		e--
+	}
+	ls.colon = s + len(name)
+	return name, buf[i:e], j + 1, true
 }
 
 // ctlIndex returns the index of the first byte of buf[i:end] below 0x20 or

@@ -116,12 +116,14 @@ func (p *Parser) ParseHead(buf []byte, req *Request) (int, error) {
 	if p.state == stLine {
 		// A first look that finds a complete, ordinary request line
 		// needs no deferral: that line has its LF.
-		if p.lfScan == 0 && !p.lineEnd && p.fastRequestLine(buf) {
-			p.lineEnd = true
-			if err := p.lineDone(buf, req); err != nil {
+		ok := false
+		if p.lfScan == 0 && !p.lineEnd {
+			var err error
+			if ok, err = p.fastLine(buf, req); err != nil {
 				return 0, err
 			}
-		} else {
+		}
+		if !ok {
 			if !p.lineEnd && p.deferLine(buf) {
 				return 0, nil
 			}
@@ -208,7 +210,7 @@ func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 		if p.line.pos == s && s+2 <= len(buf) && binary.LittleEndian.Uint16(buf[s:]) == crlf {
 			return p.finishHead(req, s+2) // the empty line, as scan would find it
 		}
-		lf, ok := p.line.complete(buf, p.lim.MaxFieldSize)
+		name, value, lf, ok := p.line.complete(buf, p.lim.MaxFieldSize)
 		if !ok {
 			res, end, err := p.line.scan(buf, p.lim.MaxFieldSize, len(req.Headers) == 0)
 			switch {
@@ -220,11 +222,11 @@ func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 				return p.finishHead(req, end+1)
 			}
 			lf = end
+			name, value = p.line.field(buf, lf)
 		}
 		if len(req.Headers) >= p.lim.MaxHeaderCount {
 			return 0, errTooManyFields
 		}
-		name, value := p.line.field(buf, lf)
 		req.Headers = append(req.Headers, Header{Name: name, Value: value})
 		if err := p.fieldSemantics(name, value, req); err != nil {
 			return 0, err

@@ -11,8 +11,10 @@ import (
 // byte order, and the length limit is checked before each content byte, so
 // the verdict does not depend on how the input was split.
 func (p *Parser) requestLine(buf []byte, req *Request) error {
-	if p.pos == 0 && p.fastRequestLine(buf) {
-		return p.lineDone(buf, req)
+	if p.pos == 0 {
+		if ok, err := p.fastLine(buf, req); ok {
+			return err
+		}
 	}
 	i, n := p.pos, len(buf)
 	for i < n {
@@ -167,12 +169,15 @@ func (p *Parser) requestLine(buf []byte, req *Request) error {
 	return nil
 }
 
-// fastRequestLine recognises a complete, ordinary request line at the start
-// of buf in straight-line code and records it as the scanner in
-// requestLine would. Anything unusual (leading empty lines, '[', a line
-// not complete yet, any error) returns false and is left to the scanner,
-// which stays the one place deciding errors.
-func (p *Parser) fastRequestLine(buf []byte) bool {
+// fastLine recognises a complete, ordinary request line at the start of
+// buf in straight-line code and records it as the scanner in requestLine
+// would, then finishes it: the commonest outcome, an HTTP/1.x origin-form
+// target of any method but CONNECT, is filled in here as finishRequestLine
+// would fill it, the rest is left to finishRequestLine. Anything unusual
+// (leading empty lines, '[', a line not complete yet, any error) returns
+// ok false and is left to the scanner, which stays the one place deciding
+// errors.
+func (p *Parser) fastLine(buf []byte, req *Request) (ok bool, err error) {
 	// Content bytes lie below len(b); slicing once lets the loops index
 	// without bounds checks.
 	b := buf[:min(len(buf), p.lim.MaxRequestLine)]
@@ -184,18 +189,18 @@ func (p *Parser) fastRequestLine(buf []byte) bool {
 			i++
 		}
 		if i == 0 || i >= len(b) || b[i] != ' ' {
-			return false
+			return false, nil
 		}
 	}
 	methodEnd := i
 	i++
-	targetStart, query := i, 0
+	ts, query := i, 0
 	for {
 		for i < len(b) && targetTab[b[i]] {
 			i++
 		}
 		if i >= len(b) {
-			return false
+			return false, nil
 		}
 		if c := b[i]; c == '?' {
 			if query == 0 {
@@ -209,37 +214,49 @@ func (p *Parser) fastRequestLine(buf []byte) bool {
 		}
 		break
 	}
-	if i == targetStart || b[i] != ' ' {
-		return false
+	if i == ts || b[i] != ' ' {
+		return false, nil
 	}
-	targetEnd := i
+	te := i
 	i++
 	// "HTTP/" DIGIT "." DIGIT CRLF: the version's 8 bytes count against the
 	// limit, its CRLF does not.
 	if i+10 > len(buf) || i+8 > p.lim.MaxRequestLine {
-		return false
+		return false, nil
 	}
 	v := buf[i : i+10 : i+10]
 	if w := binary.LittleEndian.Uint64(v); w != versionHTTP11 && w != versionHTTP10 {
 		if string(v[:5]) != "HTTP/" || v[5]-'0' > 9 || v[6] != '.' || v[7]-'0' > 9 {
-			return false
+			return false, nil
 		}
 	}
 	if binary.LittleEndian.Uint16(v[8:]) != crlf {
-		return false
+		return false, nil
 	}
-	p.methodEnd, p.targetStart, p.targetEnd, p.versionStart, p.query = methodEnd, targetStart, targetEnd, i, query
 	p.pos = i + 10
-	return true
+	method := b[:methodEnd]
+	if b[ts] != '/' || v[5] != '1' || string(method) == "CONNECT" {
+		p.methodEnd, p.targetStart, p.targetEnd, p.versionStart, p.query = methodEnd, ts, te, i, query
+		return true, p.lineDone(buf, req)
+	}
+	target := b[ts:te]
+	req.Method, req.Target, req.Path = method, target, target
+	req.Major, req.Minor, req.Form = 1, v[7]-'0', OriginForm
+	if query > 0 {
+		req.Path, req.Query = b[ts:query-1], b[query:te]
+	}
+	p.line.reset(p.pos)
+	p.state = stFields
+	return true, nil
 }
 
-// Little-endian words of the bytes fastRequestLine looks for first.
-var (
-	methodGET     = binary.LittleEndian.Uint32([]byte("GET "))
-	versionHTTP11 = binary.LittleEndian.Uint64([]byte("HTTP/1.1"))
-	versionHTTP10 = binary.LittleEndian.Uint64([]byte("HTTP/1.0"))
-	crlf          = binary.LittleEndian.Uint16([]byte("\r\n"))
-	hostWord      = binary.LittleEndian.Uint32([]byte("host"))
+// Little-endian words of the bytes fastLine and fields look for first.
+const (
+	methodGET     = 'G' | 'E'<<8 | 'T'<<16 | ' '<<24
+	versionHTTP11 = 'H' | 'T'<<8 | 'T'<<16 | 'P'<<24 | '/'<<32 | '1'<<40 | '.'<<48 | '1'<<56
+	versionHTTP10 = 'H' | 'T'<<8 | 'T'<<16 | 'P'<<24 | '/'<<32 | '1'<<40 | '.'<<48 | '0'<<56
+	crlf          = '\r' | '\n'<<8
+	hostWord      = 'h' | 'o'<<8 | 's'<<16 | 't'<<24
 )
 
 // lineDone moves on to the field lines once the request line ended just
