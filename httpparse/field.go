@@ -133,24 +133,28 @@ func (ls *lineScan) field(buf []byte, lf int) (name, value []byte) {
 	return buf[ls.start:ls.colon], trimOWS(buf[ls.colon+1 : lf-1])
 }
 
-// complete recognises, at a line's first look, a whole field line made of
-// a token name, ':', value bytes and CRLF within max, and returns its name,
-// its OWS-trimmed value and the index of its LF, with the colon recorded,
-// exactly as scan and field would. Anything else (an incomplete line, any
-// byte scan would refuse, the limit) returns false and is left to scan,
-// which stays the one place deciding errors. It saves scan's byte-by-byte
-// bookkeeping on the lines nearly every request is made of.
-func (ls *lineScan) complete(buf []byte, max int) (name, value []byte, lf int, ok bool) {
-	s := ls.start
-	if ls.pos != s || s >= len(buf) {
-		return nil, nil, 0, false
-	}
+// completeField recognises a whole field line at buf[s:] made of a token
+// name, ':', value bytes and CRLF within max, and returns its name, its
+// OWS-trimmed value and the index of its LF, exactly as lineScan's scan
+// and field would. Anything else (an incomplete line, any byte scan would
+// refuse, the limit) returns false and is left to scan, which stays the
+// one place deciding errors. It saves scan's byte-by-byte bookkeeping on
+// the lines nearly every request is made of.
+func completeField(buf []byte, s, max int) (name, value []byte, lf int, ok bool) {
 	// The CR may sit at s+max (scan accepts it there), nothing else.
 	end := min(len(buf), s+max+1)
+	if s >= end {
+		return nil, nil, 0, false
+	}
 	w := buf[s:end]
 	i := 0
-	for i+4 <= len(w) && tokenTab[w[i]] && tokenTab[w[i+1]] && tokenTab[w[i+2]] && tokenTab[w[i+3]] {
-		i += 4
+	for i+8 <= len(w) {
+		m := nameMask(binary.LittleEndian.Uint64(w[i:]))
+		if m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			break
+		}
+		i += 8
 	}
 	for i < len(w) && tokenTab[w[i]] {
 		i++
@@ -198,8 +202,22 @@ func (ls *lineScan) complete(buf []byte, max int) (name, value []byte, lf int, o
 	for e > i && (buf[e-1] == ' ' || buf[e-1] == '\t') {
 		e--
 	}
-	ls.colon = s + len(name)
 	return name, buf[i:e], j + 1, true
+}
+
+// nameMask has the top bit set in the bytes of x that are not an ASCII
+// letter, digit or '-', what nearly every field name is made of; the
+// caller goes on byte by byte from the first one, which may still be
+// another tchar. Every byte is tested on its own low seven bits (no carry
+// crosses a byte), and bytes with the top bit set are flagged.
+func nameMask(x uint64) uint64 {
+	t := x &^ hi8
+	l := t | lo8*0x20 // letters to lower case
+	letter := (l + lo8*(0x80-'a')) &^ (l + lo8*(0x80-'z'-1))
+	digit := (t + lo8*(0x80-'0')) &^ (t + lo8*(0x80-'9'-1))
+	z := t ^ lo8*'-'
+	hyphen := ^(z + lo8*0x7f)
+	return ^(letter|digit|hyphen)&hi8 | x&hi8
 }
 
 // ctlIndex returns the index of the first byte of buf[i:end] below 0x20 or

@@ -36,7 +36,24 @@ type Parser struct {
 	// conformance vectors that are about Host at server level.
 	noHostCheck bool
 
-	lim   Limits // Limits with defaults, fixed for the current head
+	lim Limits // Limits with defaults, fixed for the current head
+
+	head // what Reset clears
+
+	// Set before they are read in every head, so Reset leaves them.
+	methodEnd, targetStart, targetEnd, versionStart int
+	// where the previous call's buffer was, to re-point slices if the
+	// caller moved the bytes between calls. An address, not a pointer: it
+	// is only compared (req's slices keep that buffer alive while they
+	// matter), and a Parser without pointers is reset without write
+	// barriers.
+	base    uintptr
+	baseCap int
+}
+
+// head is the Parser's state that must start at zero for every head; kept
+// small, as Reset runs once per request.
+type head struct {
 	state uint8
 	phase uint8
 
@@ -47,17 +64,9 @@ type Parser struct {
 	line lineScan // the current field line
 	lead int      // leading empty lines skipped
 
-	rlStart, methodEnd, targetStart, targetEnd, versionStart int
-	query                                                    int  // index after the target's first '?', 0 if none
-	brackets                                                 bool // '[' or ']' in the target
-
-	// where the previous call's buffer was, to re-point slices if the
-	// caller moved the bytes between calls. An address, not a pointer: it
-	// is only compared (req's slices keep that buffer alive while they
-	// matter), and a Parser without pointers is reset without write
-	// barriers.
-	base    uintptr
-	baseCap int
+	rlStart  int
+	query    int  // index after the target's first '?', 0 if none
+	brackets bool // '[' or ']' in the target
 
 	hosts                               int
 	clSeen                              bool
@@ -69,9 +78,7 @@ type Parser struct {
 
 // Reset prepares the parser for the next request head.
 func (p *Parser) Reset() {
-	lim, noHostCheck := p.Limits, p.noHostCheck
-	*p = Parser{}
-	p.Limits, p.noHostCheck = lim, noHostCheck
+	p.head = head{}
 }
 
 // ParseHead parses the head of the request that starts at buf[0] into req.
@@ -203,36 +210,50 @@ func (p *Parser) rebase(buf []byte, req *Request) {
 }
 
 // fields parses field lines from the line scanner's position until the
-// empty line ending the head.
+// empty line ending the head. Lines met whole at their first look go
+// through completeField; the scanner takes the rest, and every error.
 func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 	for {
-		s := p.line.start
-		if p.line.pos == s && s+2 <= len(buf) && binary.LittleEndian.Uint16(buf[s:]) == crlf {
-			return p.finishHead(req, s+2) // the empty line, as scan would find it
-		}
-		name, value, lf, ok := p.line.complete(buf, p.lim.MaxFieldSize)
-		if !ok {
-			res, end, err := p.line.scan(buf, p.lim.MaxFieldSize, len(req.Headers) == 0)
-			switch {
-			case err != nil:
-				return 0, err
-			case res == lineMore:
-				return 0, nil
-			case res == lineEmpty:
-				return p.finishHead(req, end+1)
+		if s := p.line.start; p.line.pos == s {
+			for {
+				if s+2 <= len(buf) && binary.LittleEndian.Uint16(buf[s:]) == crlf {
+					return p.finishHead(req, s+2) // the empty line, as scan would find it
+				}
+				name, value, lf, ok := completeField(buf, s, p.lim.MaxFieldSize)
+				if !ok {
+					break
+				}
+				if err := p.addField(name, value, req); err != nil {
+					return 0, err
+				}
+				s = lf + 1
 			}
-			lf = end
-			name, value = p.line.field(buf, lf)
+			p.line.reset(s)
 		}
-		if len(req.Headers) >= p.lim.MaxHeaderCount {
-			return 0, errTooManyFields
+		res, lf, err := p.line.scan(buf, p.lim.MaxFieldSize, len(req.Headers) == 0)
+		switch {
+		case err != nil:
+			return 0, err
+		case res == lineMore:
+			return 0, nil
+		case res == lineEmpty:
+			return p.finishHead(req, lf+1)
 		}
-		req.Headers = append(req.Headers, Header{Name: name, Value: value})
-		if err := p.fieldSemantics(name, value, req); err != nil {
+		name, value := p.line.field(buf, lf)
+		if err := p.addField(name, value, req); err != nil {
 			return 0, err
 		}
 		p.line.reset(lf + 1)
 	}
+}
+
+// addField appends a complete field line to req.Headers and interprets it.
+func (p *Parser) addField(name, value []byte, req *Request) *Error {
+	if len(req.Headers) >= p.lim.MaxHeaderCount {
+		return errTooManyFields
+	}
+	req.Headers = append(req.Headers, Header{Name: name, Value: value})
+	return p.fieldSemantics(name, value, req)
 }
 
 // fieldSemantics interprets the fields that frame or route the request. It
