@@ -141,68 +141,75 @@ func (ls *lineScan) field(buf []byte, lf int) (name, value []byte) {
 // one place deciding errors. It saves scan's byte-by-byte bookkeeping on
 // the lines nearly every request is made of.
 func completeField(buf []byte, s, max int) (name, value []byte, lf int, ok bool) {
-	// The CR may sit at s+max (scan accepts it there), nothing else.
-	end := min(len(buf), s+max+1)
-	if s >= end {
-		return nil, nil, 0, false
-	}
-	w := buf[s:end]
-	i := 0
-	for i+8 <= len(w) {
-		m := nameMask(binary.LittleEndian.Uint64(w[i:]))
+	// The CR may sit at s+max (scan accepts it there), nothing else. The
+	// line's bytes are v[s:], its LF may be just past v; indexing v after
+	// the checks below lets the compiler drop most bounds checks.
+	v := buf[:min(len(buf), s+max+1)]
+	i := s
+	for i+8 <= len(v) {
+		m := nameMask(binary.LittleEndian.Uint64(v[i:]))
 		if m != 0 {
 			i += bits.TrailingZeros64(m) >> 3
 			break
 		}
 		i += 8
 	}
-	for i < len(w) && tokenTab[w[i]] {
+	for i < len(v) && tokenTab[v[i]] {
 		i++
 	}
-	if i == 0 || i >= len(w) || w[i] != ':' {
+	if i <= s || i >= len(v) || v[i] != ':' {
 		return nil, nil, 0, false
 	}
-	name = w[:i]
-	i += s + 1 // from here on, indexes are into buf
-	for i < end && (buf[i] == ' ' || buf[i] == '\t') {
+	name = v[s:i]
+	i++
+	if i < len(v) && v[i] == ' ' {
+		i++ // the usual single SP
+	}
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
 		i++
 	}
 	// The value ends at its first byte below 0x20 or 0x7F (ctlIndex
 	// inlined by hand: this is the hot loop); HTAB is stepped over.
 	j := i
 	for {
-		if j+8 <= end {
-			m := ctlMask(binary.LittleEndian.Uint64(buf[j:]))
+		if j+8 <= len(v) {
+			m := ctlMask(binary.LittleEndian.Uint64(v[j:]))
 			if m == 0 {
 				j += 8
 				continue
 			}
 			j += bits.TrailingZeros64(m) >> 3
 		} else {
-			rest := end - j
-			if rest <= 0 || end < 8 {
+			rest := len(v) - j
+			if rest <= 0 || len(v) < 8 {
 				return nil, nil, 0, false
 			}
-			k := bits.TrailingZeros64(ctlMask(binary.LittleEndian.Uint64(buf[end-8:end])>>(8*(8-rest)))) >> 3
+			k := bits.TrailingZeros64(ctlMask(binary.LittleEndian.Uint64(v[len(v)-8:])>>(8*(8-rest)))) >> 3
 			if k >= rest {
 				return nil, nil, 0, false
 			}
 			j += k
 		}
-		if buf[j] != '\t' {
+		if j >= len(v) {
+			return nil, nil, 0, false
+		}
+		if v[j] == '\r' {
 			break
+		}
+		if v[j] != '\t' {
+			return nil, nil, 0, false
 		}
 		j++
 	}
-	if buf[j] != '\r' || j+1 >= len(buf) || buf[j+1] != '\n' {
+	if j+1 >= len(buf) || buf[j+1] != '\n' {
 		return nil, nil, 0, false
 	}
 	// Trailing OWS; the leading OWS was skipped up to i.
 	e := j
-	for e > i && (buf[e-1] == ' ' || buf[e-1] == '\t') {
+	for e > i && (v[e-1] == ' ' || v[e-1] == '\t') {
 		e--
 	}
-	return name, buf[i:e], j + 1, true
+	return name, v[i:e], j + 1, true
 }
 
 // nameMask has the top bit set in the bytes of x that are not an ASCII

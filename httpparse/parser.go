@@ -223,7 +223,18 @@ func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 				if !ok {
 					break
 				}
-				if err := p.addField(name, value, req); err != nil {
+				// addField, by hand: this loop is the hot path.
+				if len(req.Headers) >= p.lim.MaxHeaderCount {
+					return 0, errTooManyFields
+				}
+				req.Headers = append(req.Headers, Header{Name: name, Value: value})
+				var err *Error
+				if len(name) == 4 && binary.LittleEndian.Uint32(name)|0x20202020 == hostWord {
+					err = p.onHost(value, req) // as fieldSemantics would, one call sooner
+				} else {
+					err = p.fieldSemantics(name, value, req)
+				}
+				if err != nil {
 					return 0, err
 				}
 				s = lf + 1
@@ -296,8 +307,15 @@ func (p *Parser) onHost(v []byte, req *Request) *Error {
 	if p.hosts > 1 {
 		return errHostMultiple
 	}
-	if err := validHostField(v); err != nil {
-		return err
+	// A plain reg-name is valid; anything else gets the full syntax.
+	i := 0
+	for i < len(v) && hostTab[v[i]] {
+		i++
+	}
+	if i == 0 || i < len(v) {
+		if err := validHostField(v); err != nil {
+			return err
+		}
 	}
 	if req.Form == OriginForm || req.Form == AsteriskForm {
 		req.Host = v
