@@ -212,6 +212,34 @@ func completeField(buf []byte, s, max int) (name, value []byte, lf int, ok bool)
 	return name, v[i:e], j + 1, true
 }
 
+// hostField is completeField for the one line every HTTP/1.1 request has,
+// "Host:" with a plain reg-name value: the name is recognised by one word
+// compare and the value by one table pass, which also proves its bytes
+// valid. Anything else about the line (a port, an IP-literal, odd bytes,
+// an incomplete line) returns false and is left to completeField.
+func hostField(buf []byte, s, max int) (name, value []byte, lf int, ok bool) {
+	v := buf[:min(len(buf), s+max+1)] // as in completeField
+	if s < 0 || s+5 >= len(v) || binary.LittleEndian.Uint32(v[s:])|0x20202020 != hostWord || v[s+4] != ':' {
+		return nil, nil, 0, false
+	}
+	i := s + 5
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	j := i
+	for j < len(v) && hostTab[v[j]] {
+		j++
+	}
+	e := j
+	for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+		j++
+	}
+	if e == i || j >= len(v) || v[j] != '\r' || j+1 >= len(buf) || buf[j+1] != '\n' {
+		return nil, nil, 0, false
+	}
+	return v[s : s+4], v[i:e], j + 1, true
+}
+
 // nameMask has the top bit set in the bytes of x that are not an ASCII
 // letter, digit or '-', what nearly every field name is made of; the
 // caller goes on byte by byte from the first one, which may still be

@@ -219,9 +219,13 @@ func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 				if s+2 <= len(buf) && binary.LittleEndian.Uint16(buf[s:]) == crlf {
 					return p.finishHead(req, s+2) // the empty line, as scan would find it
 				}
-				name, value, lf, ok := completeField(buf, s, p.lim.MaxFieldSize)
+				name, value, lf, ok := hostField(buf, s, p.lim.MaxFieldSize)
+				host, plain := ok, ok
 				if !ok {
-					break
+					if name, value, lf, ok = completeField(buf, s, p.lim.MaxFieldSize); !ok {
+						break
+					}
+					host = len(name) == 4 && binary.LittleEndian.Uint32(name)|0x20202020 == hostWord
 				}
 				// addField, by hand: this loop is the hot path.
 				if len(req.Headers) >= p.lim.MaxHeaderCount {
@@ -229,8 +233,8 @@ func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 				}
 				req.Headers = append(req.Headers, Header{Name: name, Value: value})
 				var err *Error
-				if len(name) == 4 && binary.LittleEndian.Uint32(name)|0x20202020 == hostWord {
-					err = p.onHost(value, req) // as fieldSemantics would, one call sooner
+				if host {
+					err = p.onHost(value, plain, req) // as fieldSemantics would, one call sooner
 				} else {
 					err = p.fieldSemantics(name, value, req)
 				}
@@ -273,7 +277,7 @@ func (p *Parser) fieldSemantics(name, value []byte, req *Request) *Error {
 	switch len(name) {
 	case 4:
 		if binary.LittleEndian.Uint32(name)|0x20202020 == hostWord { // tokenEqualFold(name, "host")
-			return p.onHost(value, req)
+			return p.onHost(value, false, req)
 		}
 	case 6:
 		if tokenEqualFold(name, "expect") {
@@ -301,18 +305,14 @@ func (p *Parser) fieldSemantics(name, value []byte, req *Request) *Error {
 
 // onHost enforces one valid Host field (RFC 9112 §3.2, RFC 9110 §7.2), for
 // HTTP/1.0 too. It is validated even when an absolute-form target overrides
-// it: RFC 9112 §3.2 makes any invalid Host value a 400.
-func (p *Parser) onHost(v []byte, req *Request) *Error {
+// it: RFC 9112 §3.2 makes any invalid Host value a 400. plain says the
+// caller already found v a non-empty plain reg-name (hostField).
+func (p *Parser) onHost(v []byte, plain bool, req *Request) *Error {
 	p.hosts++
 	if p.hosts > 1 {
 		return errHostMultiple
 	}
-	// A plain reg-name is valid; anything else gets the full syntax.
-	i := 0
-	for i < len(v) && hostTab[v[i]] {
-		i++
-	}
-	if i == 0 || i < len(v) {
+	if !plain {
 		if err := validHostField(v); err != nil {
 			return err
 		}
