@@ -35,6 +35,10 @@ type Parser struct {
 	// noHostCheck lets this package's tests get the parser-only verdict of
 	// conformance vectors that are about Host at server level.
 	noHostCheck bool
+	// slowOnly turns the fast paths (fastLine, hostField, completeField)
+	// off, so this package's tests can check that they agree with the
+	// scanners.
+	slowOnly bool
 
 	lim Limits // Limits with defaults, fixed for the current head
 
@@ -124,7 +128,7 @@ func (p *Parser) ParseHead(buf []byte, req *Request) (int, error) {
 		// A first look that finds a complete, ordinary request line
 		// needs no deferral: that line has its LF.
 		ok := false
-		if p.lfScan == 0 && !p.lineEnd {
+		if p.lfScan == 0 && !p.lineEnd && !p.slowOnly {
 			var err error
 			if ok, err = p.fastLine(buf, req); err != nil {
 				return 0, err
@@ -214,7 +218,7 @@ func (p *Parser) rebase(buf []byte, req *Request) {
 // through completeField; the scanner takes the rest, and every error.
 func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 	for {
-		if s := p.line.start; p.line.pos == s {
+		if s := p.line.start; p.line.pos == s && !p.slowOnly {
 			for {
 				if s+2 <= len(buf) && binary.LittleEndian.Uint16(buf[s:]) == crlf {
 					return p.finishHead(req, s+2) // the empty line, as scan would find it

@@ -11,7 +11,7 @@ import (
 // byte order, and the length limit is checked before each content byte, so
 // the verdict does not depend on how the input was split.
 func (p *Parser) requestLine(buf []byte, req *Request) error {
-	if p.pos == 0 {
+	if p.pos == 0 && !p.slowOnly {
 		if ok, err := p.fastLine(buf, req); ok {
 			return err
 		}
