@@ -323,7 +323,7 @@ else
 fi
 say "pinning: $PINNING"
 say "server command prefix: ${PIN_SERVER[*]:-(none)}; wrk command prefix: ${PIN_WRK[*]:-(none)}"
-say "GOMAXPROCS of the Go servers follows their CPU affinity: $SERVER_NCPU; asyncd, nginx and Gunicorn get $SERVER_NCPU worker(s); wrk runs $WRK_THREADS thread(s)"
+say "GOMAXPROCS of the Go servers follows their CPU affinity: $SERVER_NCPU; asyncd, nginx and Gunicorn get $SERVER_NCPU worker(s), h2o and the C server $SERVER_NCPU thread(s); wrk runs $WRK_THREADS thread(s)"
 [ "$CONNS" -ge "$WRK_THREADS" ] || die "BENCH_CONNS=$CONNS is below the $WRK_THREADS wrk threads"
 
 # ---------------------------------------------------------------- build
