@@ -237,8 +237,10 @@ func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 				}
 				req.Headers = append(req.Headers, Header{Name: name, Value: value})
 				var err *Error
-				if host {
-					err = p.onHost(value, plain, req) // as fieldSemantics would, one call sooner
+				if plain {
+					err = p.onPlainHost(value, req)
+				} else if host {
+					err = p.onHost(value, req) // as fieldSemantics would, one call sooner
 				} else {
 					err = p.fieldSemantics(name, value, req)
 				}
@@ -281,7 +283,7 @@ func (p *Parser) fieldSemantics(name, value []byte, req *Request) *Error {
 	switch len(name) {
 	case 4:
 		if binary.LittleEndian.Uint32(name)|0x20202020 == hostWord { // tokenEqualFold(name, "host")
-			return p.onHost(value, false, req)
+			return p.onHost(value, req)
 		}
 	case 6:
 		if tokenEqualFold(name, "expect") {
@@ -309,17 +311,23 @@ func (p *Parser) fieldSemantics(name, value []byte, req *Request) *Error {
 
 // onHost enforces one valid Host field (RFC 9112 §3.2, RFC 9110 §7.2), for
 // HTTP/1.0 too. It is validated even when an absolute-form target overrides
-// it: RFC 9112 §3.2 makes any invalid Host value a 400. plain says the
-// caller already found v a non-empty plain reg-name (hostField).
-func (p *Parser) onHost(v []byte, plain bool, req *Request) *Error {
-	p.hosts++
-	if p.hosts > 1 {
-		return errHostMultiple
-	}
-	if !plain {
+// it: RFC 9112 §3.2 makes any invalid Host value a 400. A second Host is
+// refused as such, whatever its value.
+func (p *Parser) onHost(v []byte, req *Request) *Error {
+	if p.hosts == 0 {
 		if err := validHostField(v); err != nil {
 			return err
 		}
+	}
+	return p.onPlainHost(v, req)
+}
+
+// onPlainHost is onHost for a value known valid (hostField found it a
+// plain reg-name); small enough to be inlined into the field loop.
+func (p *Parser) onPlainHost(v []byte, req *Request) *Error {
+	p.hosts++
+	if p.hosts > 1 {
+		return errHostMultiple
 	}
 	if req.Form == OriginForm || req.Form == AsteriskForm {
 		req.Host = v

@@ -224,24 +224,28 @@ func (p *Parser) fastLine(buf []byte, req *Request) (ok bool, err error) {
 	if i+10 > len(buf) || i+8 > p.lim.MaxRequestLine {
 		return false, nil
 	}
-	v := buf[i : i+10 : i+10]
-	if w := binary.LittleEndian.Uint64(v); w != versionHTTP11 && w != versionHTTP10 {
-		if string(v[:5]) != "HTTP/" || v[5]-'0' > 9 || v[6] != '.' || v[7]-'0' > 9 {
+	// One word holds the version; its bytes are taken from it, not from
+	// buf again, so that the compiler loads it once instead of byte by
+	// byte.
+	w := binary.LittleEndian.Uint64(buf[i:])
+	major, minor := byte(w>>40), byte(w>>56)
+	if w != versionHTTP11 && w != versionHTTP10 {
+		if w&(1<<40-1) != versionHTTP11&(1<<40-1) || major-'0' > 9 || byte(w>>48) != '.' || minor-'0' > 9 {
 			return false, nil
 		}
 	}
-	if binary.LittleEndian.Uint16(v[8:]) != crlf {
+	if binary.LittleEndian.Uint16(buf[i+8:]) != crlf {
 		return false, nil
 	}
 	p.pos = i + 10
 	method := b[:methodEnd]
-	if b[ts] != '/' || v[5] != '1' || string(method) == "CONNECT" {
+	if b[ts] != '/' || major != '1' || string(method) == "CONNECT" {
 		p.methodEnd, p.targetStart, p.targetEnd, p.versionStart, p.query = methodEnd, ts, te, i, query
 		return true, p.lineDone(buf, req)
 	}
 	target := b[ts:te]
 	req.Method, req.Target, req.Path = method, target, target
-	req.Major, req.Minor, req.Form = 1, v[7]-'0', OriginForm
+	req.Major, req.Minor, req.Form = 1, minor-'0', OriginForm
 	if query > 0 {
 		req.Path, req.Query = b[ts:query-1], b[query:te]
 	}
