@@ -58,21 +58,20 @@ type Parser struct {
 // head is the Parser's state that must start at zero for every head; kept
 // small, as Reset runs once per request.
 type head struct {
-	state uint8
-	phase uint8
+	lfScan  int      // how far the search for the request line's LF got
+	pos     int      // next byte of the request line to look at
+	line    lineScan // the current field line
+	lead    int      // leading empty lines skipped
+	rlStart int
+	query   int // index after the target's first '?', 0 if none
+	hosts   int
 
-	lfScan  int  // how far the search for the request line's LF got
-	lineEnd bool // the request line's LF has arrived
-
-	pos  int      // next byte of the request line to look at
-	line lineScan // the current field line
-	lead int      // leading empty lines skipped
-
-	rlStart  int
-	query    int  // index after the target's first '?', 0 if none
+	// The bytes last, together, so that the struct has no holes.
+	state    uint8
+	phase    uint8
+	lineEnd  bool // the request line's LF has arrived
 	brackets bool // '[' or ']' in the target
 
-	hosts                               int
 	clSeen                              bool
 	teSeen, teChunked, teFinal, teOther bool
 	connClose, connKeepAlive, connUpg   bool
@@ -219,20 +218,23 @@ func (p *Parser) rebase(buf []byte, req *Request) {
 func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 	for {
 		if s := p.line.start; p.line.pos == s && !p.slowOnly {
+			// Locals: the stores to req and p below would make the
+			// compiler load these again on every line.
+			maxField, maxCount := p.lim.MaxFieldSize, p.lim.MaxHeaderCount
 			for {
 				if s+2 <= len(buf) && binary.LittleEndian.Uint16(buf[s:]) == crlf {
 					return p.finishHead(req, s+2) // the empty line, as scan would find it
 				}
-				name, value, lf, ok := hostField(buf, s, p.lim.MaxFieldSize)
+				name, value, lf, ok := hostField(buf, s, maxField)
 				host, plain := ok, ok
 				if !ok {
-					if name, value, lf, ok = completeField(buf, s, p.lim.MaxFieldSize); !ok {
+					if name, value, lf, ok = completeField(buf, s, maxField); !ok {
 						break
 					}
 					host = len(name) == 4 && binary.LittleEndian.Uint32(name)|0x20202020 == hostWord
 				}
 				// addField, by hand: this loop is the hot path.
-				if len(req.Headers) >= p.lim.MaxHeaderCount {
+				if len(req.Headers) >= maxCount {
 					return 0, errTooManyFields
 				}
 				req.Headers = append(req.Headers, Header{Name: name, Value: value})
