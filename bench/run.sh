@@ -4,10 +4,12 @@
 # Builds asyncd and the peers (bench/peers, its own Go module), runs every
 # server in turn on the same port under the same wrk settings, with server
 # and wrk pinned to separate CPUs, takes the median of BENCH_RUNS runs per
-# scenario, measures memory (idle keep-alive connections, a pipelining
-# client that never reads), runs the parser microbenchmarks (go test -bench
-# ./httpparse/) and prints ONE table, written with a chart to
-# bench/results/ (timestamped, plus latest.*). See bench/README.md.
+# scenario, measures the server's CPU time per request (its whole process
+# tree, from /proc, around each wrk run: bench/peers/cmd/cpumeter) and
+# memory (idle keep-alive connections, a pipelining client that never
+# reads), runs the parser microbenchmarks (go test -bench ./httpparse/) and
+# prints ONE table, written with a chart to bench/results/ (timestamped,
+# plus latest.*). See bench/README.md.
 #
 # Environment (all optional):
 #   BENCH_DURATION   wrk duration per run              (default 10s; quick 3s)
@@ -48,10 +50,12 @@ RESULTS=$BENCH_DIR/results
 # publishing step can be tested without touching docs/.
 DOCS=${BENCH_DOCS_DIR:-$ROOT/docs}
 
-ALL_SERVERS="asyncd-epoll-sync asyncd-uring-sync asyncd-epoll-async asyncd-uring-async nethttp fasthttp gnet-raw hertz nbio gain-raw nginx gunicorn-gevent"
+ALL_SERVERS="asyncd-epoll-sync asyncd-uring-sync asyncd-epoll-async asyncd-uring-async c-epoll nethttp fasthttp gnet-raw hertz nbio gain-raw nginx h2o gunicorn-gevent"
 FAST_SCENARIOS="plaintext pipeline json post churn conns1k"
+# The minimal C server and h2o answer GET /plaintext only.
+PLAIN_SCENARIOS="plaintext pipeline churn conns1k"
 ALL_SCENARIOS="$FAST_SCENARIOS delay idle flood parser reload"
-IDLE_SERVERS="asyncd-epoll-sync asyncd-uring-sync nethttp fasthttp"
+IDLE_SERVERS="asyncd-epoll-sync asyncd-uring-sync c-epoll nginx h2o nethttp fasthttp"
 FLOOD_SERVERS="asyncd-epoll-sync asyncd-uring-sync gnet-raw hertz nbio fasthttp nethttp"
 
 QUICK=${BENCH_QUICK:-0}
@@ -150,6 +154,7 @@ record_note() {
 scenarios_of() {
 	case $1 in
 	asyncd-*-sync | hertz | nbio | gnet-raw | gain-raw | nginx | gunicorn-gevent) printf '%s' "$FAST_SCENARIOS" ;;
+	c-epoll | h2o) printf '%s' "$PLAIN_SCENARIOS" ;;
 	asyncd-*-async) printf 'delay' ;;
 	nethttp | fasthttp) printf '%s delay' "$FAST_SCENARIOS" ;;
 	esac
@@ -318,7 +323,7 @@ else
 fi
 say "pinning: $PINNING"
 say "server command prefix: ${PIN_SERVER[*]:-(none)}; wrk command prefix: ${PIN_WRK[*]:-(none)}"
-say "GOMAXPROCS of the Go servers follows their CPU affinity: $SERVER_NCPU; asyncd, nginx and Gunicorn get $SERVER_NCPU worker(s); wrk runs $WRK_THREADS thread(s)"
+say "GOMAXPROCS of the Go servers follows their CPU affinity: $SERVER_NCPU; asyncd, nginx and Gunicorn get $SERVER_NCPU worker(s), h2o and the C server $SERVER_NCPU thread(s); wrk runs $WRK_THREADS thread(s)"
 [ "$CONNS" -ge "$WRK_THREADS" ] || die "BENCH_CONNS=$CONNS is below the $WRK_THREADS wrk threads"
 
 # ---------------------------------------------------------------- build
@@ -329,7 +334,8 @@ bin_of() {
 	asyncd-*) printf '%s' "$ASYNCD" ;;
 	gnet-raw) printf '%s' "$BIN/gnet" ;;
 	gain-raw) printf '%s' "$BIN/gain" ;;
-	nginx | gunicorn-gevent) printf '' ;;
+	c-epoll) printf '%s' "$BIN/cepoll" ;;
+	nginx | h2o | gunicorn-gevent) printf '' ;;
 	*) printf '%s' "$BIN/$1" ;;
 	esac
 }
@@ -341,7 +347,7 @@ go_build() { # name [extra go build flags...]; builds bench/peers/cmd/name
 }
 
 say "building tools (bench/peers)"
-for tool in probe report chart idleconns pipeflood gobench; do
+for tool in probe report chart idleconns pipeflood gobench cpumeter; do
 	go_build "$tool" || die "building bench/peers/cmd/$tool failed: $(tail -5 "$LOGS/build-$tool.log")"
 done
 
@@ -398,6 +404,27 @@ for s in $SERVERS; do
 			MISSING[$s]="io_uring is disabled (kernel.io_uring_disabled != 0)"
 		fi
 		;;
+	c-epoll)
+		say "building peer $s: gcc -O2 bench/peers/cepoll/cepoll.c"
+		if ! command -v gcc >/dev/null; then
+			apt_install gcc libc6-dev || MISSING[$s]="no gcc to build bench/peers/cepoll/cepoll.c: $APT_WHY"
+		fi
+		if [ -z "${MISSING[$s]:-}" ] && ! gcc -O2 -Wall -Wextra -o "$BIN/cepoll" "$BENCH_DIR/peers/cepoll/cepoll.c" -lpthread >"$LOGS/build-cepoll.log" 2>&1; then
+			MISSING[$s]="build failed (bench/.build/logs/build-cepoll.log)"
+		fi
+		;;
+	h2o)
+		H2O=$(command -v h2o || { [ -x /usr/sbin/h2o ] && echo /usr/sbin/h2o; })
+		if [ -z "$H2O" ]; then
+			if apt_install h2o; then
+				H2O=$(command -v h2o || echo /usr/bin/h2o)
+			else
+				MISSING[$s]=$APT_WHY
+			fi
+		fi
+		# Debian's h2o service, when the package install started it, listens on
+		# port 80, not on ours; the runner never touches it.
+		;;
 	nginx)
 		NGINX=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; })
 		if [ -z "$NGINX" ]; then
@@ -448,6 +475,18 @@ server_cmd() {
 		sed -e "s#@PREFIX@#$prefix#g; s#@WORKERS@#$SERVER_NCPU#g; s#@ADDR@#$ADDR#g" \
 			"$BENCH_DIR/nginx/nginx.conf.tmpl" >"$prefix/nginx.conf"
 		CMD=("$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log")
+		;;
+	h2o)
+		local prefix=$BUILD/h2o user_line=""
+		mkdir -p "$prefix"
+		# As root h2o would switch to nobody and could not write its prefix.
+		[ "$(id -u)" = 0 ] && user_line="user: root"
+		sed -e "s#@PREFIX@#$prefix#g; s#@THREADS@#$SERVER_NCPU#g; s#@HOST@#${ADDR%:*}#g; s#@PORT@#$PORT#g; s#@USER_LINE@#$user_line#g" \
+			"$BENCH_DIR/h2o/h2o.conf.tmpl" >"$prefix/h2o.conf"
+		CMD=("$H2O" -c "$prefix/h2o.conf")
+		;;
+	c-epoll)
+		CMD=("$BIN/cepoll" -addr "$ADDR" -t "$SERVER_NCPU")
 		;;
 	gunicorn-gevent)
 		CMD=("$GUNICORN" -k gevent -w "$SERVER_NCPU" --worker-connections 10000 --keep-alive 120
@@ -539,19 +578,27 @@ wrk_args() { # scenario -> url, script and script args
 	esac
 }
 
-# record_wrk ID SCENARIO RUN LOG EXTRA: records the WRKRESULT line of LOG
-# and prints it; fails when there is none.
+# record_wrk ID SCENARIO RUN LOG EXTRA: records the WRKRESULT line of LOG,
+# with the server's CPU time from the CPUMETER line when there is one, and
+# prints it; fails when there is no WRKRESULT.
 record_wrk() {
-	local id=$1 sc=$2 run=$3 log=$4 extra=$5 line
+	local id=$1 sc=$2 run=$3 log=$4 extra=$5 line cpu cpu_field=""
 	line=$(sed -n 's/^WRKRESULT //p' "$log" | tail -1)
 	[ -n "$line" ] || return 1
-	record "{\"kind\":\"wrk\",\"server\":$(json_str "$id"),\"scenario\":\"$sc\",\"run\":$run,\"wrk\":$line$extra}"
-	local rps p50 p99 errs
+	cpu=$(sed -n 's/^CPUMETER //p' "$log" | tail -1)
+	[ -n "$cpu" ] && cpu_field=",\"cpu\":$cpu"
+	record "{\"kind\":\"wrk\",\"server\":$(json_str "$id"),\"scenario\":\"$sc\",\"run\":$run,\"wrk\":$line$cpu_field$extra}"
+	local rps p50 p99 errs reqs cpu_us per_req=""
 	rps=$(sed -n 's/.*"rps":\([0-9.]*\).*/\1/p' <<<"$line")
 	p50=$(sed -n 's/.*"p50_us":\([0-9]*\).*/\1/p' <<<"$line")
 	p99=$(sed -n 's/.*"p99_us":\([0-9]*\).*/\1/p' <<<"$line")
 	errs=$(grep -o '"errors_[a-z]*":[0-9]*' <<<"$line" | awk -F: '{s+=$2} END {print s+0}')
-	say "  $id $sc run $run/$RUNS: $rps req/s, p50 ${p50} us, p99 ${p99} us, $errs errors"
+	if [ -n "$cpu" ]; then
+		reqs=$(sed -n 's/.*"requests":\([0-9]*\).*/\1/p' <<<"$line")
+		cpu_us=$(sed -n 's/.*"cpu_us":\([0-9.e+]*\).*/\1/p' <<<"$cpu")
+		per_req=$(awk -v c="$cpu_us" -v r="$reqs" 'BEGIN { if (r > 0) printf ", server CPU %.2f us/req", c / r }')
+	fi
+	say "  $id $sc run $run/$RUNS: $rps req/s, p50 ${p50} us, p99 ${p99} us, $errs errors$per_req"
 }
 
 # run_wrk ID SCENARIO RUN DURATION: RUN 0 is the warm-up and is not recorded.
@@ -586,7 +633,10 @@ run_wrk() {
 		) >"$side_log" 2>&1 &
 		side_pid=$!
 	fi
-	"${PIN_WRK[@]}" wrk -t "$WRK_THREADS" -c "$conns" -d "$dur" --timeout "$timeout" \
+	# cpumeter reads the server tree's CPU time before and after wrk and
+	# prints it after wrk's output (for delay it covers the load alongside
+	# too: the report divides by both loads' requests).
+	"${PIN_WRK[@]}" "$BIN/cpumeter" -pid "$SPID" -- wrk -t "$WRK_THREADS" -c "$conns" -d "$dur" --timeout "$timeout" \
 		-s "$WRK_SCRIPT" "$WRK_URL" "${WRK_EXTRA[@]}" >"$log" 2>&1
 	local rc=$? side_rc=0
 	if [ -n "$side_pid" ]; then

@@ -159,8 +159,8 @@ func FuzzDecode(f *testing.F) {
 }
 
 // FuzzSplit checks that a stream of requests parses the same at once, byte
-// at a time, and in pieces of a fuzzed size with the bytes moving between
-// calls.
+// at a time, in pieces of a fuzzed size with the bytes moving between
+// calls, and with the fast paths turned off.
 func FuzzSplit(f *testing.F) {
 	addHeadSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -170,10 +170,10 @@ func FuzzSplit(f *testing.F) {
 		if len(data) > 0 {
 			step = int(data[0])%9 + 2
 		}
-		for _, o := range []streamOpts{{step: 1}, {step: step, copyEach: true}} {
+		for _, o := range []streamOpts{{step: 1}, {step: step, copyEach: true}, {slowOnly: true}} {
 			o.limits = lim
 			if got := runStream(data, o); !reflect.DeepEqual(got, whole) {
-				t.Fatalf("step %d differs\nwhole:\n%v\nsplit:\n%v", o.step, whole, got)
+				t.Fatalf("step %d (slow paths only: %v) differs\nwhole:\n%v\nsplit:\n%v", o.step, o.slowOnly, whole, got)
 			}
 		}
 	})

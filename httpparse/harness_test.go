@@ -76,6 +76,7 @@ type streamOpts struct {
 	noHostCheck bool
 	limits      Limits
 	copyEach    bool // copy the growing input to a fresh buffer on every call
+	slowOnly    bool // no fast paths: the scanners decide everything
 }
 
 // runStream parses data the way the engine does: heads with ParseHead, then
@@ -83,7 +84,7 @@ type streamOpts struct {
 // after request, stopping after a non-persistent request or a CONNECT.
 func runStream(data []byte, o streamOpts) outcome {
 	var out outcome
-	p := Parser{Limits: o.limits, noHostCheck: o.noHostCheck}
+	p := Parser{Limits: o.limits, noHostCheck: o.noHostCheck, slowOnly: o.slowOnly}
 	d := ChunkedDecoder{Limits: o.limits}
 	var req Request
 	off := 0

@@ -191,6 +191,16 @@ func validIPv4(b []byte) bool {
 // although RFC 3986 allows it in a reg-name, because "a, b" is what two Host
 // lines combined into one look like (RFC 9110 §5.3).
 func validHostField(v []byte) *Error {
+	// The usual value, a reg-name of plain bytes with perhaps a port, is
+	// decided in one pass; the rest (IP-literals, pct-encoding, errors) by
+	// the full syntax below, which agrees on these.
+	i := 0
+	for i < len(v) && hostTab[v[i]] {
+		i++
+	}
+	if i > 0 && (i == len(v) || v[i] == ':' && validPort(v[i+1:])) {
+		return nil
+	}
 	if len(v) == 0 {
 		return errHostEmpty
 	}

@@ -2,7 +2,9 @@ package httpparse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
+	"unsafe"
 )
 
 // Parser states.
@@ -33,28 +35,43 @@ type Parser struct {
 	// noHostCheck lets this package's tests get the parser-only verdict of
 	// conformance vectors that are about Host at server level.
 	noHostCheck bool
+	// slowOnly turns the fast paths (fastLine, hostField, completeField)
+	// off, so this package's tests can check that they agree with the
+	// scanners.
+	slowOnly bool
 
-	lim   Limits // Limits with defaults, fixed for the current head
-	state uint8
-	phase uint8
+	lim Limits // Limits with defaults, fixed for the current head
 
-	lfScan  int  // how far the search for the request line's LF got
-	lineEnd bool // the request line's LF has arrived
+	head // what Reset clears
 
-	pos  int      // next byte of the request line to look at
-	line lineScan // the current field line
-	lead int      // leading empty lines skipped
-
-	rlStart, methodEnd, targetStart, targetEnd, versionStart int
-	query                                                    int  // index after the target's first '?', 0 if none
-	brackets                                                 bool // '[' or ']' in the target
-
+	// Set before they are read in every head, so Reset leaves them.
+	methodEnd, targetStart, targetEnd, versionStart int
 	// where the previous call's buffer was, to re-point slices if the
-	// caller moved the bytes between calls
-	base    *byte
+	// caller moved the bytes between calls. An address, not a pointer: it
+	// is only compared (req's slices keep that buffer alive while they
+	// matter), and a Parser without pointers is reset without write
+	// barriers.
+	base    uintptr
 	baseCap int
+}
 
-	hosts                               int
+// head is the Parser's state that must start at zero for every head; kept
+// small, as Reset runs once per request.
+type head struct {
+	lfScan  int      // how far the search for the request line's LF got
+	pos     int      // next byte of the request line to look at
+	line    lineScan // the current field line
+	lead    int      // leading empty lines skipped
+	rlStart int
+	query   int // index after the target's first '?', 0 if none
+	hosts   int
+
+	// The bytes last, together, so that the struct has no holes.
+	state    uint8
+	phase    uint8
+	lineEnd  bool // the request line's LF has arrived
+	brackets bool // '[' or ']' in the target
+
 	clSeen                              bool
 	teSeen, teChunked, teFinal, teOther bool
 	connClose, connKeepAlive, connUpg   bool
@@ -64,7 +81,7 @@ type Parser struct {
 
 // Reset prepares the parser for the next request head.
 func (p *Parser) Reset() {
-	*p = Parser{Limits: p.Limits, noHostCheck: p.noHostCheck}
+	p.head = head{}
 }
 
 // ParseHead parses the head of the request that starts at buf[0] into req.
@@ -101,20 +118,31 @@ func (p *Parser) ParseHead(buf []byte, req *Request) (int, error) {
 		if len(buf) < max(p.pos, p.line.pos) {
 			return 0, errInputShrunk
 		}
-		if &buf[0] != p.base || cap(buf) != p.baseCap {
+		if bufAddr(buf) != p.base || cap(buf) != p.baseCap {
 			p.rebase(buf, req)
 		}
 	}
-	p.base, p.baseCap = &buf[0], cap(buf)
-	if p.state == stLine && !p.lineEnd && p.deferLine(buf) {
-		return 0, nil
-	}
+	p.base, p.baseCap = bufAddr(buf), cap(buf)
 	if p.state == stLine {
-		if err := p.requestLine(buf, req); err != nil {
-			return 0, err
+		// A first look that finds a complete, ordinary request line
+		// needs no deferral: that line has its LF.
+		ok := false
+		if p.lfScan == 0 && !p.lineEnd && !p.slowOnly {
+			var err error
+			if ok, err = p.fastLine(buf, req); err != nil {
+				return 0, err
+			}
 		}
-		if p.state == stLine {
-			return 0, nil
+		if !ok {
+			if !p.lineEnd && p.deferLine(buf) {
+				return 0, nil
+			}
+			if err := p.requestLine(buf, req); err != nil {
+				return 0, err
+			}
+			if p.state == stLine {
+				return 0, nil
+			}
 		}
 	}
 	n, err := p.fields(buf, req)
@@ -123,6 +151,9 @@ func (p *Parser) ParseHead(buf []byte, req *Request) (int, error) {
 	}
 	return n, nil
 }
+
+// bufAddr is the address of buf's first byte; buf is not empty.
+func bufAddr(buf []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(buf))) }
 
 // deferLine reports whether the request line should wait for more bytes
 // before it is judged: its LF has not arrived, it is within the length
@@ -181,334 +212,47 @@ func (p *Parser) rebase(buf []byte, req *Request) {
 	}
 }
 
-// requestLine runs the resumable request-line scanner over buf[p.pos:]:
-// method SP request-target SP HTTP-version CRLF (RFC 9112 §3), with the
-// leading empty lines RFC 9112 §2.2 lets a server skip. Errors are found in
-// byte order, and the length limit is checked before each content byte, so
-// the verdict does not depend on how the input was split.
-func (p *Parser) requestLine(buf []byte, req *Request) error {
-	if p.pos == 0 && p.fastRequestLine(buf) {
-		p.line.reset(p.pos)
-		p.state = stFields
-		return p.finishRequestLine(buf, req)
-	}
-	i, n := p.pos, len(buf)
-	for i < n {
-		switch p.phase {
-		case phLead:
-			switch buf[i] {
-			case '\r':
-				p.phase = phLeadLF
-				i++
-			case '\n':
-				return errBareLF
-			default:
-				p.rlStart = i
-				p.phase = phMethod
-			}
-		case phLeadLF:
-			if buf[i] != '\n' {
-				return errBareCR
-			}
-			p.lead++
-			if p.lead > MaxLeadingEmptyLines {
-				return errTooManyEmptyLine
-			}
-			i++
-			p.phase = phLead
-		case phMethod:
-			end := min(n, p.rlStart+p.lim.MaxRequestLine)
-			for i < end && tokenTab[buf[i]] {
-				i++
-			}
-			if i == n {
-				break
-			}
-			if i == end {
-				return errRequestLineTooLong
-			}
-			if buf[i] != ' ' {
-				if buf[i] == '\t' {
-					return errRequestLineWS
-				}
-				return errMethod
-			}
-			if i == p.rlStart {
-				return errMethodEmpty
-			}
-			p.methodEnd = i
-			i++
-			p.targetStart = i
-			p.phase = phTarget
-		case phTarget:
-			end := min(n, p.rlStart+p.lim.MaxRequestLine)
-			for i < end && targetTab[buf[i]] {
-				i++
-			}
-			if i == n {
-				break
-			}
-			if i == end {
-				return errRequestLineTooLong
-			}
-			switch buf[i] {
-			case ' ':
-				if i == p.targetStart {
-					return errTargetEmpty
-				}
-				p.targetEnd = i
-				i++
-				p.versionStart = i
-				p.phase = phVersion
-			case '?':
-				if p.query == 0 {
-					p.query = i + 1
-				}
-				i++
-			case '%':
-				i++
-				p.phase = phPct1
-			case '[', ']':
-				p.brackets = true
-				i++
-			case '#':
-				return errTargetFragment
-			case '\r', '\n':
-				if i == p.targetStart {
-					return errTargetEmpty
-				}
-				return errHTTP09
-			case '\t':
-				return errRequestLineWS
-			default:
-				return errTargetChar
-			}
-		case phPct1, phPct2:
-			if i >= p.rlStart+p.lim.MaxRequestLine {
-				return errRequestLineTooLong
-			}
-			if !hexTab[buf[i]] {
-				return errTargetPercent
-			}
-			i++
-			if p.phase == phPct1 {
-				p.phase = phPct2
-			} else {
-				p.phase = phTarget
-			}
-		case phVersion:
-			// "HTTP/" DIGIT "." DIGIT CRLF, case-sensitive (RFC 9112 §2.3)
-			k := i - p.versionStart
-			c := buf[i]
-			switch {
-			case k < 8:
-				if i >= p.rlStart+p.lim.MaxRequestLine {
-					return errRequestLineTooLong
-				}
-				ok := false
-				switch k {
-				case 5, 7:
-					ok = c >= '0' && c <= '9'
-				case 6:
-					ok = c == '.'
-				default:
-					ok = c == "HTTP/"[k]
-				}
-				if !ok {
-					if c == ' ' || c == '\t' {
-						return errRequestLineWS
-					}
-					return errVersion
-				}
-				i++
-			case k == 8:
-				if c != '\r' {
-					if c == '\n' {
-						return errBareLF
-					}
-					if c == ' ' || c == '\t' {
-						return errRequestLineWS
-					}
-					return errVersion
-				}
-				i++
-			default:
-				if c != '\n' {
-					return errBareCR
-				}
-				p.pos = i + 1
-				p.line.reset(p.pos)
-				p.state = stFields
-				return p.finishRequestLine(buf, req)
-			}
-		}
-	}
-	p.pos = i
-	return nil
-}
-
-// fastRequestLine recognises a complete, ordinary request line at the start
-// of buf in straight-line code and records it as the scanner in
-// requestLine would. Anything unusual (leading empty lines, '[', a line
-// not complete yet, any error) returns false and is left to the scanner,
-// which stays the one place deciding errors.
-func (p *Parser) fastRequestLine(buf []byte) bool {
-	end := min(len(buf), p.lim.MaxRequestLine) // content bytes lie below end
-	i := 0
-	for i < end && tokenTab[buf[i]] {
-		i++
-	}
-	if i == 0 || i >= end || buf[i] != ' ' {
-		return false
-	}
-	methodEnd := i
-	i++
-	targetStart, query := i, 0
-	for {
-		for i < end && targetTab[buf[i]] {
-			i++
-		}
-		if i >= end {
-			return false
-		}
-		if c := buf[i]; c == '?' {
-			if query == 0 {
-				query = i + 1
-			}
-			i++
-			continue
-		} else if c == '%' && i+2 < end && hexTab[buf[i+1]] && hexTab[buf[i+2]] {
-			i += 3
-			continue
-		}
-		break
-	}
-	if i == targetStart || buf[i] != ' ' {
-		return false
-	}
-	targetEnd := i
-	i++
-	if i+10 > len(buf) || i+8 > p.lim.MaxRequestLine {
-		return false
-	}
-	v := buf[i : i+10]
-	if string(v[:5]) != "HTTP/" || v[5]-'0' > 9 || v[6] != '.' || v[7]-'0' > 9 || v[8] != '\r' || v[9] != '\n' {
-		return false
-	}
-	p.methodEnd, p.targetStart, p.targetEnd, p.versionStart, p.query = methodEnd, targetStart, targetEnd, i, query
-	p.pos = i + 10
-	return true
-}
-
-// finishRequestLine checks the complete request line's version and target
-// form (RFC 9112 §2.3, §3.2) and fills req.
-func (p *Parser) finishRequestLine(buf []byte, req *Request) error {
-	v := buf[p.versionStart:]
-	if v[5] != '1' {
-		return errVersionUnsupported
-	}
-	req.Major, req.Minor = 1, v[7]-'0'
-	method := buf[p.rlStart:p.methodEnd]
-	target := buf[p.targetStart:p.targetEnd]
-	req.Method, req.Target = method, target
-	connect := string(method) == "CONNECT"
-	switch {
-	case target[0] == '/':
-		if connect {
-			return errConnectForm
-		}
-		if p.brackets {
-			return errTargetChar // '[' and ']' only belong in an IP-literal
-		}
-		req.Form = OriginForm
-		req.Path = target
-		if p.query > 0 {
-			req.Path, req.Query = buf[p.targetStart:p.query-1], buf[p.query:p.targetEnd]
-		}
-	case len(target) == 1 && target[0] == '*':
-		if string(method) != "OPTIONS" {
-			return errAsteriskForm
-		}
-		req.Form = AsteriskForm
-		req.Path = target[:0]
-	case connect:
-		// authority-form = uri-host ":" port (RFC 9112 §3.2.3)
-		for _, c := range target {
-			if c == '@' || c == '/' || c == '?' {
-				return errConnectForm
-			}
-		}
-		_, port, hasPort, ok := splitHostPort(target)
-		if !ok || !hasPort || len(port) == 0 {
-			return errConnectForm
-		}
-		req.Form = AuthorityForm
-		req.Path = target[:0]
-		req.Host = target
-	default:
-		return p.absoluteForm(target, req)
-	}
-	return nil
-}
-
-// absoluteForm parses scheme "://" authority path-abempty [ "?" query ]
-// (RFC 9112 §3.2.2). An absolute-URI without an authority ("urn:x") names
-// nothing this server could route to and is rejected.
-func (p *Parser) absoluteForm(t []byte, req *Request) error {
-	c := t[0]
-	if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-		return errTargetForm
-	}
-	i := 1
-	for i < len(t) {
-		c = t[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.' {
-			i++
-			continue
-		}
-		break
-	}
-	if i+3 > len(t) || t[i] != ':' || t[i+1] != '/' || t[i+2] != '/' {
-		return errTargetForm
-	}
-	i += 3
-	a := i
-	for i < len(t) && t[i] != '/' && t[i] != '?' {
-		if t[i] == '@' {
-			return errTargetUserinfo // RFC 9110 §4.2.4
-		}
-		i++
-	}
-	authority := t[a:i]
-	if _, _, _, ok := splitHostPort(authority); !ok {
-		return errTargetHost
-	}
-	rest := t[i:]
-	if p.brackets {
-		for _, c := range rest {
-			if c == '[' || c == ']' {
-				return errTargetChar
-			}
-		}
-	}
-	req.Form = AbsoluteForm
-	req.Host = authority
-	req.Path, req.Query = splitQuery(rest)
-	return nil
-}
-
-// splitQuery splits a target at its first '?'.
-func splitQuery(t []byte) (path, query []byte) {
-	if q := bytes.IndexByte(t, '?'); q >= 0 {
-		return t[:q], t[q+1:]
-	}
-	return t, nil
-}
-
 // fields parses field lines from the line scanner's position until the
-// empty line ending the head.
+// empty line ending the head. Lines met whole at their first look go
+// through completeField; the scanner takes the rest, and every error.
 func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 	for {
+		if s := p.line.start; p.line.pos == s && !p.slowOnly {
+			// Locals: the stores to req and p below would make the
+			// compiler load these again on every line.
+			maxField, maxCount := p.lim.MaxFieldSize, p.lim.MaxHeaderCount
+			for {
+				if s+2 <= len(buf) && binary.LittleEndian.Uint16(buf[s:]) == crlf {
+					return p.finishHead(req, s+2) // the empty line, as scan would find it
+				}
+				name, value, lf, ok := hostField(buf, s, maxField)
+				host, plain := ok, ok
+				if !ok {
+					if name, value, lf, ok = completeField(buf, s, maxField); !ok {
+						break
+					}
+					host = len(name) == 4 && binary.LittleEndian.Uint32(name)|0x20202020 == hostWord
+				}
+				// addField, by hand: this loop is the hot path.
+				if len(req.Headers) >= maxCount {
+					return 0, errTooManyFields
+				}
+				req.Headers = append(req.Headers, Header{Name: name, Value: value})
+				var err *Error
+				if plain {
+					err = p.onPlainHost(value, req)
+				} else if host {
+					err = p.onHost(value, req) // as fieldSemantics would, one call sooner
+				} else {
+					err = p.fieldSemantics(name, value, req)
+				}
+				if err != nil {
+					return 0, err
+				}
+				s = lf + 1
+			}
+			p.line.reset(s)
+		}
 		res, lf, err := p.line.scan(buf, p.lim.MaxFieldSize, len(req.Headers) == 0)
 		switch {
 		case err != nil:
@@ -518,16 +262,21 @@ func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 		case res == lineEmpty:
 			return p.finishHead(req, lf+1)
 		}
-		if len(req.Headers) >= p.lim.MaxHeaderCount {
-			return 0, errTooManyFields
-		}
 		name, value := p.line.field(buf, lf)
-		req.Headers = append(req.Headers, Header{Name: name, Value: value})
-		if err := p.fieldSemantics(name, value, req); err != nil {
+		if err := p.addField(name, value, req); err != nil {
 			return 0, err
 		}
 		p.line.reset(lf + 1)
 	}
+}
+
+// addField appends a complete field line to req.Headers and interprets it.
+func (p *Parser) addField(name, value []byte, req *Request) *Error {
+	if len(req.Headers) >= p.lim.MaxHeaderCount {
+		return errTooManyFields
+	}
+	req.Headers = append(req.Headers, Header{Name: name, Value: value})
+	return p.fieldSemantics(name, value, req)
 }
 
 // fieldSemantics interprets the fields that frame or route the request. It
@@ -535,7 +284,7 @@ func (p *Parser) fields(buf []byte, req *Request) (int, error) {
 func (p *Parser) fieldSemantics(name, value []byte, req *Request) *Error {
 	switch len(name) {
 	case 4:
-		if tokenEqualFold(name, "host") {
+		if binary.LittleEndian.Uint32(name)|0x20202020 == hostWord { // tokenEqualFold(name, "host")
 			return p.onHost(value, req)
 		}
 	case 6:
@@ -566,17 +315,23 @@ func (p *Parser) fieldSemantics(name, value []byte, req *Request) *Error {
 // HTTP/1.0 too. It is validated even when an absolute-form target overrides
 // it: RFC 9112 §3.2 makes any invalid Host value a 400. An empty one is
 // accepted there: RFC 9112 §3.2.2 says to ignore the field and use the
-// target's authority, and notes that the field may be empty.
+// target's authority, and notes that the field may be empty. A second
+// Host is refused as such, whatever its value.
 func (p *Parser) onHost(v []byte, req *Request) *Error {
+	if p.hosts == 0 && (len(v) != 0 || req.Form != AbsoluteForm) {
+		if err := validHostField(v); err != nil {
+			return err
+		}
+	}
+	return p.onPlainHost(v, req)
+}
+
+// onPlainHost is onHost for a value known valid (hostField found it a
+// plain reg-name); small enough to be inlined into the field loop.
+func (p *Parser) onPlainHost(v []byte, req *Request) *Error {
 	p.hosts++
 	if p.hosts > 1 {
 		return errHostMultiple
-	}
-	if len(v) == 0 && req.Form == AbsoluteForm {
-		return nil
-	}
-	if err := validHostField(v); err != nil {
-		return err
 	}
 	if req.Form == OriginForm || req.Form == AsteriskForm {
 		req.Host = v

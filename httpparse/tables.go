@@ -9,6 +9,7 @@ var (
 	hexTab     [256]bool // HEXDIG
 	hexVal     [256]byte
 	regNameTab [256]bool // unreserved / sub-delims, RFC 3986 §3.2.2 ('%' handled apart)
+	hostTab    [256]bool // regNameTab without ',', which a Host field refuses (validHostField)
 	qdtextTab  [256]bool // qdtext plus the characters quoted-pair may escape, RFC 9110 §5.6.4
 	lowerTab   [256]byte
 )
@@ -22,6 +23,7 @@ func init() {
 		unreserved := alpha || digit || isAny(b, "-._~")
 		subDelims := isAny(b, "!$&'()*+,;=")
 		regNameTab[c] = unreserved || subDelims
+		hostTab[c] = regNameTab[c] && b != ','
 		targetTab[c] = unreserved || subDelims || isAny(b, ":@/")
 		valueTab[c] = b == '\t' || b >= 0x20 && b != 0x7f
 		qdtextTab[c] = b == '\t' || b == ' ' || b == 0x21 || b >= 0x23 && b <= 0x5b || b >= 0x5d && b <= 0x7e || b >= 0x80

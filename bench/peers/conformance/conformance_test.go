@@ -116,8 +116,12 @@ type peer struct {
 }
 
 // fast are the scenarios of bench/run.sh's FAST_SCENARIOS; the delay
-// servers also answer the plaintext load run alongside delay.
-var fast = []string{"plaintext", "pipeline", "json", "post", "churn", "conns1k"}
+// servers also answer the plaintext load run alongside delay. plain are
+// its PLAIN_SCENARIOS, those of the C server and h2o.
+var (
+	fast  = []string{"plaintext", "pipeline", "json", "post", "churn", "conns1k"}
+	plain = []string{"plaintext", "pipeline", "churn", "conns1k"}
+)
 
 func goPeer(cmd string, flags ...string) func(t *testing.T, addr string) ([]string, string) {
 	return func(t *testing.T, addr string) ([]string, string) {
@@ -161,6 +165,38 @@ func peers() []peer {
 				t.Fatal(err)
 			}
 			return []string{nginx, "-p", prefix, "-c", filepath.Join(prefix, "nginx.conf"), "-e", filepath.Join(prefix, "error.log")}, ""
+		}},
+		{"c-epoll", plain, func(t *testing.T, addr string) ([]string, string) {
+			if _, err := exec.LookPath("gcc"); err != nil {
+				return nil, "gcc is not installed (bench/run.sh installs it)"
+			}
+			bin := filepath.Join(t.TempDir(), "cepoll")
+			src := filepath.Join(benchDir(t), "peers", "cepoll", "cepoll.c")
+			if out, err := exec.Command("gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", bin, src, "-lpthread").CombinedOutput(); err != nil {
+				t.Fatalf("gcc %s: %v\n%s", src, err, out)
+			}
+			return []string{bin, "-addr", addr, "-t", "1"}, ""
+		}},
+		{"h2o", plain, func(t *testing.T, addr string) ([]string, string) {
+			h2o, err := exec.LookPath("h2o")
+			if err != nil {
+				return nil, "h2o is not installed (bench/run.sh installs it)"
+			}
+			prefix := t.TempDir()
+			tmpl, err := os.ReadFile(filepath.Join(benchDir(t), "h2o", "h2o.conf.tmpl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			host, port, _ := strings.Cut(addr, ":")
+			user := ""
+			if os.Getuid() == 0 {
+				user = "user: root"
+			}
+			conf := strings.NewReplacer("@PREFIX@", prefix, "@THREADS@", "1", "@HOST@", host, "@PORT@", port, "@USER_LINE@", user).Replace(string(tmpl))
+			if err := os.WriteFile(filepath.Join(prefix, "h2o.conf"), []byte(conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{h2o, "-c", filepath.Join(prefix, "h2o.conf")}, ""
 		}},
 		{"gunicorn-gevent", withDelay, func(t *testing.T, addr string) ([]string, string) {
 			g, err := exec.LookPath("gunicorn")

@@ -47,7 +47,7 @@ func TestRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			mdText, _ := os.ReadFile(md)
-			if !strings.Contains(string(mdText), "| plaintext | net/http | 500 | 200 µs | 1.90 ms | 0 | 0.50x |") {
+			if !strings.Contains(string(mdText), "| plaintext | net/http | 500 | 200 µs | 1.90 ms | - | 0 | 0.50x | - | - |") {
 				t.Fatalf("markdown:\n%s", mdText)
 			}
 			if tt.wantPrint != (stdout.String() == string(mdText)) {

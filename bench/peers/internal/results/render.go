@@ -39,19 +39,22 @@ func WriteMarkdown(w io.Writer, s Summary, o MarkdownOptions) error {
 	fmt.Fprintf(&b, "wrk: %d thread(s), %d connections, %s per run, median of %d run(s) (errors summed over runs); scenarios with a connection count in their name (conns1k, delay, plaintext during delay) use that count instead.\n\n",
 		m.Threads, m.Conns, orDash(m.Duration), m.Runs)
 
-	fmt.Fprintf(&b, "| Scenario | Server | Requests/s (median of %d) | p50 | p99 | Errors | vs asyncd |\n", m.Runs)
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| Scenario | Server | Requests/s (median of %d) | p50 | p99 | CPU µs/req | Errors | vs asyncd | CPU vs C | req/s vs C |\n", m.Runs)
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range s.Rows {
 		sc := ScenarioLabel(r.Scenario, r.Conns)
 		if r.Skipped != "" {
-			fmt.Fprintf(&b, "| %s | %s | skipped: %s | | | | |\n", sc, r.Label, mdEscape(r.Skipped))
+			fmt.Fprintf(&b, "| %s | %s | skipped: %s | | | | | | | |\n", sc, r.Label, mdEscape(r.Skipped))
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %s |\n",
-			sc, r.Label, Thousands(r.RPS), Micros(r.P50US), Micros(r.P99US), r.Errors, ratioText(r))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s |\n",
+			sc, r.Label, Thousands(r.RPS), Micros(r.P50US), Micros(r.P99US), cpuText(r.CPUUSPerReq), r.Errors,
+			ratioText(r), timesText(r.CPUVsC), timesText(r.RPSVsC))
 	}
 	fmt.Fprintf(&b, "\n\"vs asyncd\" is requests/s divided by %s's in the same scenario (delay and plaintext during delay: %s); above 1.00x the other server was faster. Errors are wrk socket errors (connect, read, write, timeout) plus answers with status >= 400.\n\n",
 		Label(Baseline), Label(BaselineDelay))
+	fmt.Fprintf(&b, "*CPU µs/req* is the CPU time (user + system) of the server's whole process tree during each wrk run, read from /proc before and after it, divided by the requests wrk reports; the median over runs. For delay it covers the plaintext load alongside too and is divided by both loads' requests. "+
+		"*CPU vs C* and *req/s vs C* divide a server's figures by %s's in the same scenario: the minimal C epoll server that only counts request ends and writes a fixed answer, the cost of the system calls alone on this machine. Above 1.00x CPU the server spends more per request.\n\n", Label(CServer))
 	if s.has(ScenarioDelayPlaintext) {
 		b.WriteString("*plaintext during delay*: while the delay scenario kept its connections waiting on `GET /delay` (100 ms per request), a second wrk sent `GET /plaintext` to the same server at the same time over the few connections shown. Its p50 and p99 show whether the other routes stay fast while thousands of requests wait; the delay rows were measured under that extra load.\n\n")
 	}
@@ -174,6 +177,22 @@ func (s Summary) has(scenario string) bool {
 	return false
 }
 
+// cpuText formats CPU µs per request; "-" when not measured.
+func cpuText(us float64) string {
+	if us <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", us)
+}
+
+// timesText formats a ratio; "-" when there is none.
+func timesText(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", v)
+}
+
 func ratioText(r Row) string {
 	if r.Ratio == 0 {
 		return "n/a"
@@ -243,7 +262,8 @@ func Bytes(n int64) string {
 // WriteCSV writes the main table, one row per scenario and server.
 func WriteCSV(w io.Writer, s Summary) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"scenario", "server", "label", "runs", "rps_median", "p50_us", "p99_us", "errors", "ratio", "baseline", "conns", "skipped"})
+	_ = cw.Write([]string{"scenario", "server", "label", "runs", "rps_median", "p50_us", "p99_us", "errors", "ratio", "baseline", "conns", "skipped",
+		"cpu_us_per_req", "cpu_vs_c", "rps_vs_c"})
 	for _, r := range s.Rows {
 		_ = cw.Write([]string{
 			r.Scenario, r.Server, r.Label, strconv.Itoa(r.Runs),
@@ -251,6 +271,7 @@ func WriteCSV(w io.Writer, s Summary) error {
 			strconv.FormatInt(r.P50US, 10), strconv.FormatInt(r.P99US, 10),
 			strconv.FormatInt(r.Errors, 10), strconv.FormatFloat(r.Ratio, 'f', 4, 64),
 			r.Baseline, strconv.Itoa(r.Conns), r.Skipped,
+			strconv.FormatFloat(r.CPUUSPerReq, 'f', 3, 64), strconv.FormatFloat(r.CPUVsC, 'f', 4, 64), strconv.FormatFloat(r.RPSVsC, 'f', 4, 64),
 		})
 	}
 	cw.Flush()

@@ -46,6 +46,7 @@ type Record struct {
 	Flood    *Flood       `json:"flood,omitempty"`
 	GoBench  *GoBench     `json:"gobench,omitempty"`
 	Meta     *Meta        `json:"meta,omitempty"`
+	CPU      *CPU         `json:"cpu,omitempty"`    // with a wrk record: the server's CPU time during it
 	Reason   string       `json:"reason,omitempty"` // skip reason or note text
 	Extra    *ExtraParams `json:"extra,omitempty"`
 }
@@ -213,6 +214,8 @@ var Labels = map[string]string{
 	"gain-raw":           "gain (raw, io_uring)",
 	"nginx":              "nginx",
 	"gunicorn-gevent":    "Gunicorn + gevent",
+	CServer:              "C epoll (raw)",
+	"h2o":                "h2o",
 }
 
 // Label returns the display name of a server id.
@@ -235,8 +238,16 @@ type Row struct {
 	Errors   int64   `json:"errors"` // summed over runs
 	Ratio    float64 `json:"ratio"`  // RPS / baseline RPS; 0 when there is no baseline
 	Baseline string  `json:"baseline"`
-	Conns    int     `json:"conns,omitempty"`
-	Skipped  string  `json:"skipped,omitempty"` // why there is no measurement
+	// CPUUSPerReq is the median over runs of the server's CPU time (its
+	// whole process tree, user + system) per request, in µs; 0 when not
+	// measured.
+	CPUUSPerReq float64 `json:"cpu_us_per_req,omitempty"`
+	// CPUVsC and RPSVsC are CPUUSPerReq and RPS divided by the C server's
+	// in the same scenario; 0 when there is none.
+	CPUVsC  float64 `json:"cpu_vs_c,omitempty"`
+	RPSVsC  float64 `json:"rps_vs_c,omitempty"`
+	Conns   int     `json:"conns,omitempty"`
+	Skipped string  `json:"skipped,omitempty"` // why there is no measurement
 }
 
 // IdleRow is one line of the idle-memory table.
@@ -285,6 +296,8 @@ func Summarize(recs []Record) Summary {
 	var s Summary
 	type key struct{ scenario, server string }
 	runs := map[key][]Wrk{}
+	cpus := map[key][]cpuRun{}
+	side := map[string]map[int]int64{} // server -> run -> requests of the load alongside delay
 	conns := map[key]int{}
 	skips := map[key]string{}
 	seen := map[string]bool{}
@@ -313,6 +326,15 @@ func Summarize(recs []Record) Summary {
 			addServer(r.Server)
 			k := key{r.Scenario, r.Server}
 			runs[k] = append(runs[k], *r.Wrk)
+			if r.CPU != nil {
+				cpus[k] = append(cpus[k], cpuRun{run: r.Run, cpu: *r.CPU, requests: r.Wrk.Requests})
+			}
+			if r.Scenario == ScenarioDelayPlaintext {
+				if side[r.Server] == nil {
+					side[r.Server] = map[int]int64{}
+				}
+				side[r.Server][r.Run] = r.Wrk.Requests
+			}
 			if r.Extra != nil && r.Extra.Conns > 0 {
 				conns[k] = r.Extra.Conns
 			}
@@ -357,7 +379,13 @@ func Summarize(recs []Record) Summary {
 
 	medians := map[key]Row{}
 	for k, ws := range runs {
-		medians[k] = aggregate(k.scenario, k.server, ws)
+		row := aggregate(k.scenario, k.server, ws)
+		var alongside map[int]int64
+		if k.scenario == "delay" {
+			alongside = side[k.server]
+		}
+		row.CPUUSPerReq = cpuPerRequest(cpus[k], alongside)
+		medians[k] = row
 	}
 	for _, sc := range Scenarios {
 		base, hasBase := medians[key{sc, BaselineFor(sc)}]
@@ -379,6 +407,7 @@ func Summarize(recs []Record) Summary {
 			s.Rows = append(s.Rows, row)
 		}
 	}
+	addCRatios(s.Rows)
 	for _, id := range idleOrder {
 		row := IdleRow{Server: id, Label: Label(id), Skipped: idleSkip[id]}
 		if v, ok := idle[id]; ok {
@@ -480,7 +509,7 @@ func targets(s Summary) []Target {
 			idle.Status = status(r.BytesPerConn <= 1024)
 		}
 	}
-	return append(out, idle)
+	return append(append(out, idle), cpuTargets(s)...)
 }
 
 func status(ok bool) string {
