@@ -39,14 +39,13 @@ var eventfdOne = [8]byte{1}
 
 // listenerState is one loop's view of one listener.
 type listenerState struct {
-	fd        int    // the server's duplicate; closed by Server.Serve, not here
-	tag       int32  // epoll data tag
-	addr      string // for logs
-	unix      bool
-	exclusive bool  // shared with other loops: EPOLLEXCLUSIVE
-	armed     bool  // registered in this loop's epoll set
-	stopped   bool  // StopAccepting: never re-armed
-	rearmAt   int64 // loop clock (ns) at which a backed-off listener is re-armed
+	fd      int    // the server's duplicate; closed by Server.Serve, not here
+	tag     int32  // epoll data tag
+	addr    string // for logs
+	unix    bool
+	armed   bool  // registered in this loop's epoll set
+	stopped bool  // StopAccepting: never re-armed
+	rearmAt int64 // loop clock (ns) at which a backed-off listener is re-armed
 }
 
 // eventLoop is one loop: an epoll set, an eventfd for wake-ups, and the
@@ -127,7 +126,7 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 		}
 		ln := &listenerState{
 			fd: s.lfds[i], tag: tagListenerBase - int32(len(l.listeners)),
-			addr: lc.Addr, unix: lc.Unix, exclusive: lc.Loop == -1,
+			addr: lc.Addr, unix: lc.Unix,
 		}
 		l.listeners = append(l.listeners, ln)
 		if err := l.arm(ln); err != nil {
@@ -159,13 +158,18 @@ func (l *eventLoop) closeFDs() {
 	}
 }
 
+// arm adds the listener to the loop's epoll set, level-triggered and not
+// EPOLLEXCLUSIVE. The supervisor hands the same listening socket to every
+// generation, so a waiter must never keep a connection's wake-up from the
+// others: an exclusive epoll entry ends the wake-up when a thread sleeps in
+// epoll_wait on its set (fs/eventpoll.c, ep_poll_callback), and a loop
+// woken that way that then cannot run (its process stopped between the
+// wake-up and the accept) would leave the connection queued with no other
+// server woken for it (issue 17). A loop parked on the netpoller (wait.go)
+// never sleeps in epoll_wait on its own set, so there the flag never had
+// an effect: every loop polling a shared socket is woken anyway.
 func (l *eventLoop) arm(ln *listenerState) error {
-	ev := uint32(unix.EPOLLIN)
-	if ln.exclusive {
-		// Wake one loop per connection, not all of them (thundering herd).
-		ev |= unix.EPOLLEXCLUSIVE
-	}
-	l.ev = unix.EpollEvent{Events: ev, Fd: int32(ln.fd), Pad: ln.tag}
+	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(ln.fd), Pad: ln.tag}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &l.ev); err != nil {
 		return fmt.Errorf("epoll_ctl add listener %s: %w", ln.addr, err)
 	}
@@ -518,14 +522,14 @@ func (l *eventLoop) flushClosed() {
 
 func (l *eventLoop) accept(ln *listenerState) {
 	for i := 0; i < acceptBatch && ln.armed; i++ {
-		fd, err := socket.Accept(ln.fd, &l.rsa)
+		if l.s.noAccept.Load() { // see server.noAccept
+			return
+		}
+		fd, drained, err := socket.AcceptNext(ln.fd, &l.rsa)
+		if drained {
+			return
+		}
 		if err != nil {
-			switch socket.ClassifyAcceptError(err) {
-			case socket.AcceptDrained:
-				return
-			case socket.AcceptRetry:
-				continue
-			}
 			// Out of descriptors or memory: the connection stays queued,
 			// so level-triggered readiness would spin. Stop listening
 			// here for a while; existing connections carry on.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -26,9 +25,10 @@ const (
 )
 
 const (
-	reapBatch  = 256     // completions taken per PeekBatchCQE
-	reapRounds = 8       // batches per iteration, so that ready work is not starved
-	maxSend    = 1 << 30 // bytes per send SQE (sqe->len is 32 bits)
+	reapBatch   = 256     // completions taken per PeekBatchCQE
+	reapRounds  = 8       // batches per iteration, so that ready work is not starved
+	maxSend     = 1 << 30 // bytes per send SQE (sqe->len is 32 bits)
+	acceptBatch = 128     // accepts per listener per round, so one busy listener cannot starve the loop
 )
 
 // eventfdOne is the 8-byte counter increment written to an eventfd.
@@ -40,8 +40,9 @@ type listenerState struct {
 	idx     uint32 // index in eventLoop.listeners, the slot in user_data
 	addr    string // for logs
 	unix    bool
-	armed   bool  // a multishot accept is in flight
+	armed   bool  // a multishot readiness poll is in flight
 	cancel  bool  // and a cancel for it too
+	more    bool  // the last batch stopped at acceptBatch: accept again next round
 	stopped bool  // StopAccepting: never re-armed
 	rearmAt int64 // loop clock (ns) at which a backed-off listener is re-armed; 0: none
 }
@@ -84,15 +85,15 @@ type eventLoop struct {
 	// address as an integer, so it must live in a heap object (which the Go
 	// GC never moves), never on a goroutine stack (which can move).
 	ts        syscall.Timespec
-	inflight  int    // requests whose completion is still due (connections, accepts, wake poll)
-	wakeArmed bool   // the eventfd poll is in flight
-	nofile    uint64 // RLIMIT_NOFILE when the accepts were armed (see checkNofile)
+	inflight  int  // requests whose completion is still due (connections, listener polls, wake poll)
+	wakeArmed bool // the eventfd poll is in flight
 	stopping  bool
 	stopAt    int64
 	abandoned bool  // the kernel may still use loop memory: never free it
 	fatal     error // the ring failed; the loop ends
 	spareSQE  giouring.SubmissionQueueEntry
 	evbuf     [8]byte
+	rsa       unix.RawSockaddrAny // accept's peer address
 
 	nconns atomic.Int64 // open connections, read by Server.Conns
 
@@ -203,10 +204,6 @@ func (l *eventLoop) run() error {
 	l.clock()
 	l.nextTick = l.nowNs + l.tick
 	l.armWake()
-	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
-		l.nofile = lim.Cur
-	}
 	for _, ln := range l.listeners {
 		l.armAccept(ln)
 	}
@@ -224,6 +221,7 @@ func (l *eventLoop) run() error {
 			l.drainWakes()
 		}
 		l.timers()
+		l.acceptMore()
 		l.runReady()
 	}
 	if l.inflight > 0 {
@@ -272,6 +270,9 @@ func (l *eventLoop) waitNs() int64 {
 	}
 	d := l.nextTick
 	for _, ln := range l.listeners {
+		if ln.more {
+			return 0
+		}
 		if ln.rearmAt != 0 && ln.rearmAt < d {
 			d = ln.rearmAt
 		}
@@ -389,9 +390,20 @@ func (l *eventLoop) onWake(res int32, flags uint32) {
 	}
 }
 
+// armAccept arms a multishot poll for readiness on the listener; the loop
+// accepts with accept4 itself (acceptBatch). Not IORING_OP_ACCEPT: the
+// kernel arms an accept's internal poll with EPOLLEXCLUSIVE (io_uring/opdef.c,
+// .poll_exclusive), and an exclusive waiter that is woken ends the wake-up
+// there. The supervisor hands the same listening socket to every
+// generation, so an old generation's accept that is woken while its loop
+// cannot run (stuck in a handler, the process stopped, a drain command not
+// yet seen) keeps the connection from the new generation, which is never
+// woken, until another connection arrives (issue 17). A plain poll is not
+// exclusive: every server polling the socket is woken, and whichever
+// accepts first gets the connection.
 func (l *eventLoop) armAccept(ln *listenerState) {
 	sqe := l.sqe()
-	sqe.PrepareMultishotAccept(ln.fd, 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	sqe.PreparePollMultishot(ln.fd, unix.POLLIN)
 	sqe.UserData = userData(kindAccept, 0, ln.idx)
 	ln.armed, ln.cancel = true, false
 	l.inflight++
@@ -404,52 +416,63 @@ func (l *eventLoop) cancelAccept(ln *listenerState) {
 	}
 }
 
+// onAccept handles a completion of a listener's readiness poll.
 func (l *eventLoop) onAccept(ln *listenerState, res int32, flags uint32) {
 	if flags&giouring.CQEFMore == 0 {
 		ln.armed, ln.cancel = false, false
 		l.inflight--
 	}
-	if res >= 0 {
-		if l.stopping {
-			unix.Close(int(res))
-		} else {
-			l.checkNofile()
-			l.open(int(res), ln)
-		}
-	} else if e := errnoOf(res); e != unix.ECANCELED {
-		switch socket.ClassifyAcceptError(e) {
-		case socket.AcceptDrained, socket.AcceptRetry:
-			// One lost connection; the multishot carries on or is
-			// re-armed below.
-		default:
-			// Out of descriptors or memory: the connection stays
-			// queued, so accepting again at once would spin. Stop
-			// accepting here for a while; existing connections carry on.
-			l.s.logAcceptError(l.now, l.idx, ln.addr, e)
-			ln.rearmAt = max(l.nowNs+l.backoff, 1)
-			l.cancelAccept(ln)
-		}
+	if res > 0 {
+		l.acceptBatch(ln)
+	} else if e := errnoOf(res); res < 0 && e != unix.ECANCELED {
+		l.backOff(ln, fmt.Errorf("poll: %w", e))
 	}
 	if !ln.armed && !ln.stopped && !l.stopping && ln.rearmAt == 0 {
+		// The kernel ended the multishot (or the poll failed once):
+		// arming again reports a connection already queued at once.
 		l.armAccept(ln)
 	}
 }
 
-// checkNofile re-arms the accepts when RLIMIT_NOFILE changed: the kernel
-// reads the limit once, when an accept request is prepared (io_accept_prep
-// stores rlimit(RLIMIT_NOFILE) in the request), so a multishot accept armed
-// before a change would keep enforcing the old limit. It runs after each
-// accepted connection (one prlimit64 call, next to the setsockopt and
-// getpeername every connection costs anyway); the cancelled accept's
-// completion re-arms it (onAccept).
-func (l *eventLoop) checkNofile() {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == l.nofile {
-		return
+// acceptBatch accepts up to acceptBatch connections from a ready listener.
+// The poll is edge-triggered (one completion however many connections
+// arrived since the last), so it accepts until EAGAIN, or marks the
+// listener to continue next round.
+func (l *eventLoop) acceptBatch(ln *listenerState) {
+	ln.more = false
+	for i := 0; i < acceptBatch; i++ {
+		// noAccept: see server.noAccept.
+		if ln.stopped || l.stopping || ln.rearmAt != 0 || l.s.noAccept.Load() {
+			return
+		}
+		switch fd, drained, err := socket.AcceptNext(ln.fd, &l.rsa); {
+		case drained:
+			return
+		case err != nil:
+			l.backOff(ln, err)
+			return
+		default:
+			l.open(fd, ln)
+		}
 	}
-	l.nofile = lim.Cur
+	ln.more = true
+}
+
+// backOff stops polling ln for AcceptBackoff after err (out of descriptors
+// or memory: the connection stays queued, so accepting again at once would
+// spin); existing connections carry on.
+func (l *eventLoop) backOff(ln *listenerState, err error) {
+	l.s.logAcceptError(l.now, l.idx, ln.addr, err)
+	ln.rearmAt = max(l.nowNs+l.backoff, 1)
+	l.cancelAccept(ln)
+}
+
+// acceptMore continues the listeners whose last batch was cut short.
+func (l *eventLoop) acceptMore() {
 	for _, ln := range l.listeners {
-		l.cancelAccept(ln)
+		if ln.more {
+			l.acceptBatch(ln)
+		}
 	}
 }
 
@@ -457,6 +480,7 @@ func (l *eventLoop) checkNofile() {
 func (l *eventLoop) stopAccepting() {
 	for _, ln := range l.listeners {
 		ln.stopped = true
+		ln.more = false
 		ln.rearmAt = 0
 		l.cancelAccept(ln)
 	}
@@ -469,7 +493,7 @@ func (l *eventLoop) open(fd int, ln *listenerState) {
 	} else {
 		// Best effort: a failure only costs latency.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c.remote = peerAddr(fd)
+		c.remote = socket.AddrPortFrom(&l.rsa)
 	}
 	var slot uint32
 	if n := len(l.free); n > 0 {
@@ -485,19 +509,6 @@ func (l *eventLoop) open(fd int, ln *listenerState) {
 	l.nconns.Add(1)
 	l.h.OnOpen(c)
 	l.service(c)
-}
-
-// peerAddr returns the peer address of socket fd without allocating (zero if
-// the peer is already gone).
-func peerAddr(fd int) netip.AddrPort {
-	var sa unix.RawSockaddrAny
-	n := uint32(unix.SizeofSockaddrAny)
-	_, _, e := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd),
-		uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)))
-	if e != 0 {
-		return netip.AddrPort{}
-	}
-	return socket.AddrPortFrom(&sa)
 }
 
 // heldCap bounds the input held back on an open, unpaused connection (input

@@ -475,7 +475,7 @@ func TestMemoryLifetimeUnderChurn(t *testing.T) {
 	for range s.loops {
 		select {
 		case r := <-reports:
-			wantInflight := 1 + len(s.loops[r.loop].listeners) // the eventfd poll and the accepts
+			wantInflight := 1 + len(s.loops[r.loop].listeners) // the eventfd poll and the listener polls
 			switch {
 			case r.err != nil:
 				t.Errorf("loop %d: %v", r.loop, r.err)
