@@ -84,6 +84,7 @@ type conn struct {
 	partial   bool // a send completed partially since output was last drained
 	observed  bool // OutboundBuffered reported pending output since then
 	haveLocal bool // local is computed
+	pinned    bool // pin holds *sending (a send waiting for room)
 }
 
 var _ loop.Conn = (*conn)(nil)

@@ -81,12 +81,17 @@ type eventLoop struct {
 	now      time.Time
 	nowNs    int64 // monotonic ns since start
 	nextTick int64
+	// nextYield is when the loop next yields its thread to the scheduler
+	// (yield); loop clock, ns.
+	nextYield int64
 	// ts is io_uring_enter's wait timeout. giouring hands the kernel its
 	// address as an integer, so it must live in a heap object (which the Go
 	// GC never moves), never on a goroutine stack (which can move).
 	ts        syscall.Timespec
-	inflight  int  // requests whose completion is still due (connections, listener polls, wake poll)
-	wakeArmed bool // the eventfd poll is in flight
+	arg       getEventsArg // io_uring_enter's EXT_ARG, pointing at ts; heap too
+	inline    uint32       // SQEs prepared since the last enter that complete in it (see enter)
+	inflight  int          // requests whose completion is still due (connections, listener polls, wake poll)
+	wakeArmed bool         // the eventfd poll is in flight
 	stopping  bool
 	stopAt    int64
 	abandoned bool  // the kernel may still use loop memory: never free it
@@ -200,6 +205,14 @@ func (l *eventLoop) run() error {
 	if _, err := l.ring.EnableRings(); err != nil {
 		return fmt.Errorf("io_uring: loop %d: enable ring: %w", l.idx, err)
 	}
+	// Enter through a registered ring index (no file lookup per
+	// io_uring_enter). The index belongs to this thread, which the loop
+	// never leaves. Only where register calls can use it too
+	// (IORING_FEAT_REG_REG_RING, 6.3): giouring then makes every register
+	// call through it. Best effort: the descriptor works as well.
+	if l.ring.Features()&giouring.FeatRegRegRing != 0 {
+		_, _ = l.ring.RegisterRingFd()
+	}
 	l.start = time.Now()
 	l.clock()
 	l.nextTick = l.nowNs + l.tick
@@ -223,6 +236,9 @@ func (l *eventLoop) run() error {
 		l.timers()
 		l.acceptMore()
 		l.runReady()
+		if l.nowNs >= l.nextYield {
+			l.yield()
+		}
 	}
 	if l.inflight > 0 {
 		// A broken ring or a stop that timed out: the kernel may still
@@ -235,31 +251,22 @@ func (l *eventLoop) run() error {
 	return l.fatal
 }
 
-// enter submits the prepared SQEs and waits for at least one completion, or
-// until the next timer, in one io_uring_enter. It does not wait when ready
-// work is queued.
-func (l *eventLoop) enter() error {
-	var err error
-	if d := l.waitNs(); d <= 0 {
-		_, err = l.ring.SubmitAndGetEvents()
-	} else {
-		l.ts = syscall.NsecToTimespec(d)
-		_, err = l.ring.SubmitAndWaitTimeout(1, &l.ts, nil)
-	}
-	switch err {
-	case nil, unix.ETIME, unix.EINTR, unix.EAGAIN, unix.EBUSY:
-		// ETIME: the timeout; EINTR: a signal (the Go runtime preempts
-		// threads with SIGURG); EAGAIN/EBUSY: the kernel is short of
-		// resources or the CQ overflowed: reap, then try again.
-		return nil
-	case unix.EBADR:
-		// The kernel could not keep an overflowing completion and
-		// dropped it: a request may never report. Keep serving; a stop
-		// then gives up waiting for it (stopDrainTimeout).
-		l.s.cfg.Logger.Error("io_uring dropped completions (CQ overflow)", "loop", l.idx)
-		return nil
-	}
-	return err
+// yieldEvery is how often a busy loop yields (yield). Under the runtime's
+// forced-preemption interval (10 ms, forcePreemptNS in runtime/proc.go).
+const yieldEvery = 5 * time.Millisecond
+
+// yield lets the scheduler run, so that the loop goroutine's P records a new
+// schedule. The loop never parks (it sleeps in io_uring_enter, a system
+// call, on its locked thread), so without it the runtime's monitor (sysmon)
+// sees the same schedule for 10 ms, preempts the goroutine with a signal
+// (which also interrupts io_uring_enter), and, having acted, goes back to
+// polling every 20 microseconds for a while: measured at one request at a
+// time, about 100 preemptions a second and a sysmon wake-up every 7
+// requests. A yield costs two thread hand-offs (the thread is locked), 200
+// times a second at most.
+func (l *eventLoop) yield() {
+	l.nextYield = l.nowNs + int64(yieldEvery)
+	runtime.Gosched()
 }
 
 // waitNs returns how long enter may wait: 0 if work is ready, else until the
@@ -288,7 +295,16 @@ func (l *eventLoop) waitNs() int64 {
 // connection (quiesce) sees exactly the completions not yet handled.
 func (l *eventLoop) reap() {
 	for round := 0; round < reapRounds; round++ {
-		n := int(l.ring.PeekBatchCQE(l.batch))
+		// Sized to what is ready: giouring's PeekBatchCQE fills every
+		// slot it is given, ready or not (a known upstream defect, see
+		// its doc.go), which cost 256 pointer stores per reap. With none
+		// ready it is not called at all: it would enter the kernel to
+		// run pending completion work, which enter does.
+		k := min(int(l.ring.CQReady()), len(l.batch))
+		if k == 0 {
+			return
+		}
+		n := int(l.ring.PeekBatchCQE(l.batch[:k]))
 		for i := 0; i < n; i++ {
 			e := l.batch[i]
 			ud, res, flags := e.UserData, e.Res, e.Flags
@@ -748,18 +764,35 @@ func (l *eventLoop) flush(c *conn) {
 	}
 	c.sending, c.out = c.out, nil
 	c.sendOff = 0
-	// Memory rule: the kernel reads this buffer until the send completes.
-	// It stays referenced by c.sending (c is in l.conns until all its
-	// requests complete) and pinned, so the GC neither frees nor moves it,
-	// and it goes back to the pool only in onSend.
-	c.pin.Pin(&(*c.sending)[0])
-	l.submitSend(c)
+	l.submitSend(c, true)
 }
 
-func (l *eventLoop) submitSend(c *conn) {
+// submitSend sends c.sending from sendOff. The first attempt (inline) is
+// MSG_DONTWAIT: the kernel then completes it, whole, partly or with EAGAIN,
+// inside the io_uring_enter that submits it, never later (io_sendmsg_prep
+// sets REQ_F_NOWAIT, so a send that would block fails instead of waiting
+// for room), which lets enter wait past its completion. What the socket did
+// not take goes out with a plain send, which waits for room in the kernel.
+//
+// Memory rule: the kernel reads the buffer until the send completes. It
+// stays referenced by c.sending (c is in l.conns until all its requests
+// complete) and goes back to the pool only in onSend. An inline send reads
+// it only during the io_uring_enter that submits it, with the buffer
+// reachable from c, and the Go GC moves no heap object; a send that waits
+// for room pins it too (runtime.Pinner), as the rule for memory the kernel
+// holds across calls requires.
+func (l *eventLoop) submitSend(c *conn, inline bool) {
 	b := (*c.sending)[c.sendOff:]
+	flags := unix.MSG_NOSIGNAL
+	if inline {
+		flags |= unix.MSG_DONTWAIT
+		l.inline++
+	} else if !c.pinned {
+		c.pin.Pin(&(*c.sending)[0])
+		c.pinned = true
+	}
 	sqe := l.sqe()
-	sqe.PrepareSend(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(min(len(b), maxSend)), unix.MSG_NOSIGNAL)
+	sqe.PrepareSend(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(min(len(b), maxSend)), flags)
 	sqe.UserData = userData(kindSend, c.gen, c.slot)
 	c.ops |= opSend
 	l.inflight++
@@ -767,7 +800,10 @@ func (l *eventLoop) submitSend(c *conn) {
 
 // releaseSending unpins and pools the buffer of a completed send.
 func (c *conn) releaseSending() {
-	c.pin.Unpin()
+	if c.pinned {
+		c.pin.Unpin()
+		c.pinned = false
+	}
 	socket.PutBuffer(c.sending)
 	c.sending, c.sendOff = nil, 0
 }
@@ -776,6 +812,14 @@ func (l *eventLoop) onSend(c *conn, res int32) {
 	c.ops &^= opSend
 	c.cancels &^= opSend
 	l.inflight--
+	if res == -int32(unix.EAGAIN) && c.state < stDying {
+		// The inline attempt found the socket buffer full: wait for room.
+		// Output now exceeded what the kernel took at once, so OnDrained
+		// is due when it is all sent.
+		c.partial = true
+		l.submitSend(c, false)
+		return
+	}
 	if res <= 0 {
 		c.releaseSending()
 		if c.state < stDying {
@@ -802,7 +846,7 @@ func (l *eventLoop) onSend(c *conn, res int32) {
 		// the same pinned buffer. Output now exceeded what the kernel
 		// took at once, so OnDrained is due when it is all sent.
 		c.partial = true
-		l.submitSend(c)
+		l.submitSend(c, false)
 		return
 	}
 	c.releaseSending()
