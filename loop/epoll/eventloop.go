@@ -212,15 +212,20 @@ func (l *eventLoop) run() error {
 		}
 		// Poll without blocking: under load there is nearly always
 		// something ready. Only with nothing ready does the loop sleep,
-		// parked on the netpoller (wait.go).
-		n, err := pollNow(l.epfd, l.events)
-		if n == 0 && err == nil && len(l.ready) == 0 {
-			if d := l.deadline(); d > l.nowNs {
-				if l.w != nil {
-					n, err = l.w.wait(d)
-				} else {
-					n, err = unix.EpollWait(l.epfd, l.events, msUntil(d-l.nowNs))
-				}
+		// parked on the netpoller (wait.go), whose wait polls first
+		// itself.
+		var n int
+		var err error
+		d := l.deadline()
+		switch {
+		case len(l.ready) > 0 || d <= l.nowNs:
+			n, err = pollNow(l.epfd, l.events)
+		case l.w != nil:
+			n, err = l.w.wait(d)
+		default:
+			n, err = pollNow(l.epfd, l.events)
+			if n == 0 && err == nil {
+				n, err = unix.EpollWait(l.epfd, l.events, msUntil(d-l.nowNs))
 			}
 		}
 		l.clock()
