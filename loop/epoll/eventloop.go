@@ -3,6 +3,7 @@ package epoll
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -43,9 +44,10 @@ type listenerState struct {
 	tag     int32  // epoll data tag
 	addr    string // for logs
 	unix    bool
-	armed   bool  // registered in this loop's epoll set
-	stopped bool  // StopAccepting: never re-armed
-	rearmAt int64 // loop clock (ns) at which a backed-off listener is re-armed
+	local   *netip.AddrPort // its connections' local address; nil: a wildcard
+	armed   bool            // registered in this loop's epoll set
+	stopped bool            // StopAccepting: never re-armed
+	rearmAt int64           // loop clock (ns) at which a backed-off listener is re-armed
 }
 
 // eventLoop is one loop: an epoll set, an eventfd for wake-ups, and the
@@ -67,11 +69,12 @@ type eventLoop struct {
 	readBuf   []byte  // one read's worth; input is copied out only if unconsumed
 	listeners []*listenerState
 
-	ready, readySpare []*conn // ResumeRead: OnRead due before the next epoll_wait
-	timed             []*conn // closing connections with a deadline
-	closed            []*conn // closed, OnClose not yet called
-	cur               *conn   // connection whose OnRead is running
-	curIn             []byte  // the input that OnRead was given
+	ready, readySpare []*conn      // ResumeRead: OnRead due before the next epoll_wait
+	timed             []*conn      // closing connections with a deadline
+	closed            []closedConn // closed, OnClose not yet called
+	locals            socket.LocalAddrs
+	cur               *conn  // connection whose OnRead is running
+	curIn             []byte // the input that OnRead was given
 
 	gen      int32
 	start    time.Time
@@ -126,7 +129,7 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 		}
 		ln := &listenerState{
 			fd: s.lfds[i], tag: tagListenerBase - int32(len(l.listeners)),
-			addr: lc.Addr, unix: lc.Unix,
+			addr: lc.Addr, unix: lc.Unix, local: socket.ListenerLocal(s.lfds[i], lc.Unix),
 		}
 		l.listeners = append(l.listeners, ln)
 		if err := l.arm(ln); err != nil {
@@ -510,16 +513,20 @@ func (l *eventLoop) closeNow(c *conn, err error) {
 	socket.PutBuffer(c.out)
 	c.out, c.outOff = nil, 0
 	l.nconns.Add(-1)
-	c.closeErr = err
-	l.closed = append(l.closed, c)
+	l.closed = append(l.closed, closedConn{c, err})
+}
+
+// closedConn is a closed connection whose OnClose is queued, with its
+// error (kept here, not in every conn).
+type closedConn struct {
+	c   *conn
+	err error
 }
 
 func (l *eventLoop) flushClosed() {
 	for i := 0; i < len(l.closed); i++ { // OnClose may close more
-		c := l.closed[i]
-		l.closed[i] = nil
-		err := c.closeErr
-		c.closeErr = nil
+		c, err := l.closed[i].c, l.closed[i].err
+		l.closed[i] = closedConn{}
 		l.h.OnClose(c, err)
 	}
 	l.closed = l.closed[:0]
@@ -549,9 +556,8 @@ func (l *eventLoop) accept(ln *listenerState) {
 
 func (l *eventLoop) open(fd int, ln *listenerState) {
 	c := &conn{l: l, fd: fd, mask: unix.EPOLLIN | unix.EPOLLRDHUP}
-	if ln.unix {
-		c.flags |= fLocal // unix sockets have no AddrPort: zero is the answer
-	} else {
+	c.local = ln.local
+	if !ln.unix {
 		// Best effort: a failure only costs latency.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		c.remote = socket.AddrPortFrom(&l.rsa)

@@ -85,6 +85,7 @@ func Run(t *testing.T, b loop.Backend) {
 		{"ManyResets", testManyResets},
 		{"HeldInputBounded", testHeldInputBounded},
 		{"SharedListenerStuck", testSharedListenerStuck},
+		{"LocalAddrWildcard", testLocalAddrWildcard},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

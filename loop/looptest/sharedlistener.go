@@ -1,11 +1,13 @@
 package looptest
 
 import (
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/socket"
 )
 
 // The supervisor hands the same listening sockets to every generation, so
@@ -97,5 +99,30 @@ func testSharedListenerStuck(t *testing.T, b loop.Backend) {
 				t.Errorf("server B accepted %d connections, want 8", n)
 			}
 		})
+	}
+}
+
+// testLocalAddrWildcard: from a listener on a wildcard address, a
+// connection's LocalAddr is the address the client reached, not 0.0.0.0
+// (backends share one copy per address: socket.LocalAddrs).
+func testLocalAddrWildcard(t *testing.T, b loop.Backend) {
+	f, err := socket.Listen("tcp4", "0.0.0.0:0", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // after the server's cleanup
+	s := start(t, b, newHandler(t), setup{file: f, fileLoop: -1})
+	ap, err := socket.FileAddrPort(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ap.Port())
+	for range 2 {
+		c := dialTo(t, "tcp4", want.String(), 0)
+		write(t, c, "a\n")
+		expect(t, c, "a\n")
+		if got := st(s.nextOpen(t)).local; got != want {
+			t.Errorf("LocalAddr = %v, want %v", got, want)
+		}
 	}
 }

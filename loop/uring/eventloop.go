@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -40,11 +41,12 @@ type listenerState struct {
 	idx     uint32 // index in eventLoop.listeners, the slot in user_data
 	addr    string // for logs
 	unix    bool
-	armed   bool  // a multishot readiness poll is in flight
-	cancel  bool  // and a cancel for it too
-	more    bool  // the last batch stopped at acceptBatch: accept again next round
-	stopped bool  // StopAccepting: never re-armed
-	rearmAt int64 // loop clock (ns) at which a backed-off listener is re-armed; 0: none
+	local   *netip.AddrPort // its connections' local address; nil: a wildcard
+	armed   bool            // a multishot readiness poll is in flight
+	cancel  bool            // and a cancel for it too
+	more    bool            // the last batch stopped at acceptBatch: accept again next round
+	stopped bool            // StopAccepting: never re-armed
+	rearmAt int64           // loop clock (ns) at which a backed-off listener is re-armed; 0: none
 }
 
 // eventLoop is one loop: a ring, its provided-buffer ring, an eventfd for
@@ -99,6 +101,9 @@ type eventLoop struct {
 	spareSQE  giouring.SubmissionQueueEntry
 	evbuf     [8]byte
 	rsa       unix.RawSockaddrAny // accept's peer address
+	locals    socket.LocalAddrs
+	pins      map[*conn]*runtime.Pinner // sends waiting for room (pin)
+	pinFree   []*runtime.Pinner
 
 	nconns atomic.Int64 // open connections, read by Server.Conns
 
@@ -141,6 +146,7 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 		}
 		l.listeners = append(l.listeners, &listenerState{
 			fd: s.lfds[i], idx: uint32(len(l.listeners)), addr: lc.Addr, unix: lc.Unix,
+			local: socket.ListenerLocal(s.lfds[i], lc.Unix),
 		})
 	}
 	return l, nil
@@ -503,10 +509,9 @@ func (l *eventLoop) stopAccepting() {
 }
 
 func (l *eventLoop) open(fd int, ln *listenerState) {
-	c := &conn{l: l, fd: fd}
-	if ln.unix {
-		c.haveLocal = true // unix sockets have no AddrPort: zero is the answer
-	} else {
+	c := &conn{l: l, fd: int32(fd)}
+	c.local = ln.local
+	if !ln.unix {
 		// Best effort: a failure only costs latency.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		c.remote = socket.AddrPortFrom(&l.rsa)
@@ -610,7 +615,7 @@ func (l *eventLoop) cancelOp(c *conn, kind opKind, bit uint8) {
 
 func (l *eventLoop) armRecv(c *conn) {
 	sqe := l.sqe()
-	sqe.PrepareRecvMultishot(c.fd, 0, 0, 0)
+	sqe.PrepareRecvMultishot(int(c.fd), 0, 0, 0)
 	sqe.Flags |= giouring.SqeBufferSelect
 	sqe.BufIG = bufGroup
 	sqe.UserData = userData(kindRecv, c.gen, c.slot)
@@ -622,7 +627,7 @@ func (l *eventLoop) armRecv(c *conn) {
 // hang-up, so that its OnClose is not delayed until it is resumed.
 func (l *eventLoop) armPoll(c *conn) {
 	sqe := l.sqe()
-	sqe.PreparePollAdd(c.fd, unix.POLLERR|unix.POLLHUP)
+	sqe.PreparePollAdd(int(c.fd), unix.POLLERR|unix.POLLHUP)
 	sqe.UserData = userData(kindPoll, c.gen, c.slot)
 	c.ops |= opPoll
 	l.inflight++
@@ -788,11 +793,10 @@ func (l *eventLoop) submitSend(c *conn, inline bool) {
 		flags |= unix.MSG_DONTWAIT
 		l.inline++
 	} else if !c.pinned {
-		c.pin.Pin(&(*c.sending)[0])
-		c.pinned = true
+		l.pin(c)
 	}
 	sqe := l.sqe()
-	sqe.PrepareSend(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(min(len(b), maxSend)), flags)
+	sqe.PrepareSend(int(c.fd), uintptr(unsafe.Pointer(&b[0])), uint32(min(len(b), maxSend)), flags)
 	sqe.UserData = userData(kindSend, c.gen, c.slot)
 	c.ops |= opSend
 	l.inflight++
@@ -801,11 +805,37 @@ func (l *eventLoop) submitSend(c *conn, inline bool) {
 // releaseSending unpins and pools the buffer of a completed send.
 func (c *conn) releaseSending() {
 	if c.pinned {
-		c.pin.Unpin()
-		c.pinned = false
+		c.l.unpin(c)
 	}
 	socket.PutBuffer(c.sending)
 	c.sending, c.sendOff = nil, 0
+}
+
+// pin pins c's send buffer with a Pinner of the loop's (not one per
+// connection: only a send waiting for room needs one).
+func (l *eventLoop) pin(c *conn) {
+	var p *runtime.Pinner
+	if n := len(l.pinFree); n > 0 {
+		p = l.pinFree[n-1]
+		l.pinFree = l.pinFree[:n-1]
+	} else {
+		p = new(runtime.Pinner)
+	}
+	p.Pin(&(*c.sending)[0])
+	if l.pins == nil {
+		l.pins = make(map[*conn]*runtime.Pinner)
+	}
+	l.pins[c] = p
+	c.pinned = true
+}
+
+func (l *eventLoop) unpin(c *conn) {
+	if p := l.pins[c]; p != nil {
+		p.Unpin()
+		delete(l.pins, c)
+		l.pinFree = append(l.pinFree, p)
+	}
+	c.pinned = false
 }
 
 func (l *eventLoop) onSend(c *conn, res int32) {
@@ -879,7 +909,7 @@ func (l *eventLoop) startLinger(c *conn) {
 	}
 	c.state = stLinger
 	sqe := l.sqe()
-	sqe.PrepareShutdown(c.fd, unix.SHUT_WR)
+	sqe.PrepareShutdown(int(c.fd), unix.SHUT_WR)
 	sqe.UserData = userData(kindShutdown, c.gen, c.slot)
 	c.ops |= opShutdown
 	l.inflight++
@@ -903,7 +933,7 @@ func (l *eventLoop) onPoll(c *conn, res int32) {
 	l.inflight--
 	switch {
 	case res > 0 && res&(unix.POLLERR|unix.POLLHUP) != 0 && c.state == stOpen:
-		l.fail(c, sockError(c.fd))
+		l.fail(c, sockError(int(c.fd)))
 	case res > 0:
 		// Hang-up of the peer's side only (POLLRDHUP): re-arming would
 		// fire again at once. The EOF is read once resumed.
@@ -975,7 +1005,7 @@ func (l *eventLoop) maybeClose(c *conn) {
 		return
 	}
 	sqe := l.sqe()
-	sqe.PrepareClose(c.fd)
+	sqe.PrepareClose(int(c.fd))
 	sqe.UserData = userData(kindClose, c.gen, c.slot)
 	c.ops |= opClose
 	l.inflight++
@@ -990,9 +1020,9 @@ func (l *eventLoop) onClose(c *conn, res int32) {
 		// error comes from close itself, after the descriptor was
 		// released: closing the number again could hit a reused one.
 		e := errnoOf(res)
-		l.s.cfg.Logger.Error("io_uring close failed", "loop", l.idx, "fd", c.fd, "err", e)
+		l.s.cfg.Logger.Error("io_uring close failed", "loop", l.idx, "fd", int(c.fd), "err", e)
 		if e == unix.EINVAL {
-			unix.Close(c.fd)
+			unix.Close(int(c.fd))
 		}
 	}
 	c.state = stClosed
@@ -1159,7 +1189,7 @@ func (l *eventLoop) closeAll() {
 			continue
 		}
 		c.state = stClosed
-		unix.Close(c.fd)
+		unix.Close(int(c.fd))
 		l.nconns.Add(-1)
 		err := c.err
 		c.err = nil
