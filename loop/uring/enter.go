@@ -48,11 +48,13 @@ func (l *eventLoop) enter() error {
 		if submit == 0 && l.ring.SQFlags()&(giouring.SQTaskrun|giouring.SQCQOverflow) == 0 {
 			return nil
 		}
+		l.enters.Add(1)
 		_, _, errno = syscall.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), uintptr(submit), 0,
 			uintptr(giouring.EnterGetEvents|regFlag), 0, 0)
 	} else {
 		l.ts = syscall.NsecToTimespec(d)
 		l.arg.ts = uint64(uintptr(unsafe.Pointer(&l.ts)))
+		l.enters.Add(1)
 		_, _, errno = syscall.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), uintptr(submit), uintptr(1+inline),
 			uintptr(giouring.EnterGetEvents|giouring.EnterExtArg|regFlag),
 			uintptr(unsafe.Pointer(&l.arg)), unsafe.Sizeof(l.arg))

@@ -106,6 +106,7 @@ type eventLoop struct {
 	pinFree   []*runtime.Pinner
 
 	nconns atomic.Int64 // open connections, read by Server.Conns
+	enters atomic.Int64 // io_uring_enter calls made (loop goroutine; read by tests)
 
 	// Shared with other goroutines (Wake, StopAccepting, Stop).
 	pending   atomic.Bool // hint: wakeQ or cmds may be non-empty
