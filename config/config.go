@@ -220,7 +220,7 @@ type Backend string
 
 // Backends.
 const (
-	BackendAuto    Backend = "auto" // io_uring if the kernel allows it, else epoll
+	BackendAuto    Backend = "auto" // the backend measured cheaper: epoll (worker.ChooseBackend)
 	BackendEpoll   Backend = "epoll"
 	BackendIOUring Backend = "io_uring"
 )

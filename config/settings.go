@@ -334,8 +334,11 @@ var settings = []Setting{
 		Choices: []string{"auto", "epoll", "io_uring"},
 		Flag:    "backend", Env: env("backend"), Group: GroupWorkerProcesses, Meta: "NAME",
 		Help: "Event-loop backend: auto, epoll or io_uring.",
-		Doc: "`auto` uses io_uring when the kernel allows it and epoll otherwise (container " +
-			"runtimes often forbid io_uring, and kernel.io_uring_disabled can turn it off).",
+		Doc: "`auto` uses epoll, the backend measured to cost less CPU per request on a quiet machine: " +
+			"io_uring cost 27-35% more on plaintext and 43% more pipelined (docs/benchmarks.md, " +
+			"\"io_uring against epoll\"). `auto` will use io_uring once a published run measures it at or " +
+			"below epoll. `io_uring` is refused, with the reason, where the kernel does not allow it " +
+			"(container runtimes often forbid it, and kernel.io_uring_disabled can turn it off).",
 		Gunicorn: "asyncd only.",
 		check:    checkEnum("auto", "epoll", "io_uring")},
 	{Key: "timeout", Field: "Timeout", Type: TypeDuration, Default: 30 * time.Second, Short: "t",

@@ -297,8 +297,7 @@ type conn struct {
 	lc       loop.Conn
 	l        *loopState
 	idx      int
-	parser   httpparse.Parser
-	ctx      *Ctx
+	ctx      *Ctx // the request in progress, with its parser; nil while idle
 	phase    phase
 	paused   bool // we paused reading for back-pressure or capacity
 	waiting  bool // in l.waiting
@@ -330,6 +329,7 @@ func (e *Engine) getCtx() *Ctx {
 		return v.(*Ctx)
 	}
 	c := &Ctx{status: 200, streamCL: -1, contentLen: -1, e: e}
+	c.parser.Limits = e.cfg.Limits
 	c.wake = make(chan struct{}, 1)
 	return c
 }
@@ -368,7 +368,6 @@ func (l *loopState) putCtx(x *Ctx) {
 func (e *Engine) OnOpen(lc loop.Conn) {
 	l := e.loops[lc.Loop()]
 	c := &conn{lc: lc, l: l, idx: len(l.conns)}
-	c.parser.Limits = e.cfg.Limits
 	c.proxy = e.proxyOpen(lc)
 	c.setIdle()
 	l.conns = append(l.conns, c)
@@ -598,7 +597,7 @@ func (c *conn) timeout() {
 func (c *conn) snapshot(x *Ctx) *Ctx {
 	y := c.l.e.getCtx()
 	y.head = append(y.head[:0], x.head...) // a running request owns its head (ownRequest)
-	if err := c.reparse(y.head, &y.req); err != nil {
+	if err := reparse(&y.parser, y.head, &y.req); err != nil {
 		y.req.Reset() // cannot happen: the same bytes parsed before
 	}
 	y.remote, y.local, y.secure = x.remote, x.local, x.secure
@@ -628,18 +627,18 @@ func (c *conn) unparsed(live bool) *Ctx {
 	if !live && len(x.lineCopy) > 0 {
 		// A lone request line parses up to the fields, then waits for
 		// them: that fills the line's parts, pointing into the copy.
-		c.reparse(x.lineCopy, &x.req) //nolint:errcheck // the same line parsed before
+		reparse(&x.parser, x.lineCopy, &x.req) //nolint:errcheck // the same line parsed before
 	}
 	x.remote, x.local = c.lc.RemoteAddr(), c.lc.LocalAddr()
 	return x
 }
 
-// reparse parses a copy of bytes that parsed before into req, with the
-// connection's parser, which is idle while no head is arriving.
-func (c *conn) reparse(buf []byte, req *httpparse.Request) error {
-	c.parser.Reset()
-	_, err := c.parser.ParseHead(buf, req)
-	c.parser.Reset()
+// reparse parses a copy of bytes that parsed before into req, with p, which
+// is idle while no head is arriving.
+func reparse(p *httpparse.Parser, buf []byte, req *httpparse.Request) error {
+	p.Reset()
+	_, err := p.ParseHead(buf, req)
+	p.Reset()
 	return err
 }
 
@@ -869,7 +868,7 @@ func (c *conn) process(in []byte) int {
 		}
 		x := c.ctx
 		wasPartial := c.phase == phaseHead
-		n, err := c.parser.ParseHead(in[off:], &x.req)
+		n, err := x.parser.ParseHead(in[off:], &x.req)
 		if err != nil {
 			c.reject(err)
 			return len(in)
@@ -896,14 +895,14 @@ func (c *conn) process(in []byte) int {
 		if wasPartial {
 			// The head came in pieces: parse it again in one go so that
 			// every slice points into the current input.
-			c.parser.Reset()
+			x.parser.Reset()
 			x.req.Reset()
-			if n2, err := c.parser.ParseHead(in[off:off+n], &x.req); err != nil || n2 != n {
+			if n2, err := x.parser.ParseHead(in[off:off+n], &x.req); err != nil || n2 != n {
 				c.reject(errParserDisagrees)
 				return len(in)
 			}
 		}
-		c.parser.Reset()
+		x.parser.Reset()
 		start := off
 		c.rawHead = in[off : off+n]
 		c.phase = phaseBody
@@ -1047,7 +1046,7 @@ func (c *conn) ownHead(head []byte) {
 	x := c.ctx
 	x.head = append(x.head[:0], head...)
 	x.req.Reset()
-	if err := c.reparse(x.head, &x.req); err != nil {
+	if err := reparse(&x.parser, x.head, &x.req); err != nil {
 		// cannot happen: the same bytes parsed a moment ago
 		panic(fmt.Sprintf("engine: head re-parse failed: %v", err))
 	}
@@ -1248,10 +1247,9 @@ func (c *conn) hold() dispatchResult {
 		// the request already left the input: keep it, retry on wake
 		c.phase = phaseBody
 	} else {
-		c.l.e.putCtx(x)
+		c.l.e.putCtx(x) // resets its parser
 		c.ctx = nil
 		c.phase = phaseIdle
-		c.parser.Reset()
 	}
 	if !c.paused {
 		c.paused = true

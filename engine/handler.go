@@ -60,7 +60,10 @@ const (
 // from request to request, so a handler that sets a few headers and a small
 // body allocates nothing.
 type Ctx struct {
-	req    httpparse.Request
+	req httpparse.Request
+	// parser parses req's head: here, not in the connection, so that an
+	// idle keep-alive connection (which holds no Ctx) holds no parser.
+	parser httpparse.Parser
 	body   []byte // the whole request body when buffered
 	head   []byte // owned copy of the head, when the request left the input buffer
 	bodyBf []byte // owned body buffer (content-length or chunked, collected)
@@ -516,6 +519,7 @@ func keepBuf(b []byte) []byte {
 // oversized).
 func (c *Ctx) reset() {
 	c.req.Reset()
+	c.parser.Reset()
 	c.body = nil
 	c.head = c.head[:0]
 	c.bodyBf = c.bodyBf[:0]

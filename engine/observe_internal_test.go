@@ -52,7 +52,9 @@ func refuse(e *Engine, m *memConn, in []byte, tick bool, now time.Time) {
 	m.closed = false
 	c.phase = phaseIdle
 	c.deadline = time.Time{}
-	c.parser.Reset()
+	if c.ctx != nil {
+		c.ctx.parser.Reset()
+	}
 	c.proxy = e.proxyOpen(m)
 }
 

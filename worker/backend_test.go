@@ -29,9 +29,27 @@ func chooseLogged(t *testing.T, name string) (string, []string, error) {
 	return b.Name(), lines, nil
 }
 
-// TestChooseBackendAutoPicksIOUring: this machine's kernel (6.18) runs
-// io_uring, so auto chooses it, silently.
+// TestChooseBackendAutoPicksEpoll: auto runs the backend measured cheaper
+// per request, epoll, silently, whether io_uring could run or not.
+func TestChooseBackendAutoPicksEpoll(t *testing.T) {
+	for _, probeFail := range []string{"", "simulated seccomp profile"} {
+		t.Setenv(uring.ProbeFailEnv, probeFail)
+		for _, name := range []string{"auto", ""} {
+			got, lines, err := chooseLogged(t, name)
+			if err != nil || got != "epoll" {
+				t.Fatalf("ChooseBackend(%q), probe failing %q = %q, %v; want epoll", name, probeFail, got, err)
+			}
+			if len(lines) != 0 {
+				t.Errorf("ChooseBackend(%q) logged %q; want nothing", name, lines)
+			}
+		}
+	}
+}
+
+// TestChooseBackendAutoPicksIOUring: with auto set to prefer io_uring, this
+// machine's kernel (6.18) runs it, so auto chooses it, silently.
 func TestChooseBackendAutoPicksIOUring(t *testing.T) {
+	defer worker.SetAutoBackend("io_uring")()
 	t.Setenv(uring.ProbeFailEnv, "") // whatever the environment says
 	for _, name := range []string{"auto", ""} {
 		got, lines, err := chooseLogged(t, name)
@@ -49,10 +67,12 @@ func TestChooseBackendAutoPicksIOUring(t *testing.T) {
 	}
 }
 
-// TestChooseBackendFallback: with the io_uring probe failing, auto falls
-// back to epoll with exactly one log line naming the reason; asking for
-// io_uring is refused with the reason; epoll is unaffected.
+// TestChooseBackendFallback: with the io_uring probe failing, auto set to
+// prefer io_uring falls back to epoll with exactly one log line naming the
+// reason; asking for io_uring is refused with the reason; epoll is
+// unaffected.
 func TestChooseBackendFallback(t *testing.T) {
+	defer worker.SetAutoBackend("io_uring")()
 	const reason = "simulated seccomp profile"
 	t.Setenv(uring.ProbeFailEnv, reason)
 

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -130,6 +131,10 @@ type server struct {
 	lfds  []int // our duplicates of cfg.Listeners, same order
 
 	acceptLog socket.LogLimiter
+	// noAccept is set by StopAccepting before the loops hear of it: each
+	// loop checks it before every accept, so one that was busy when asked
+	// takes no connection once it runs again (any goroutine).
+	noAccept atomic.Bool
 
 	mu      sync.Mutex
 	state   int // stateNew, stateServing, stateDone
@@ -182,9 +187,12 @@ func (s *server) Serve() error {
 	return errors.Join(errs...)
 }
 
-// StopAccepting asks every loop to remove its listeners from its epoll set.
-// It returns at once; loops act on it at their next wake-up.
+// StopAccepting stops every loop accepting: no loop calls accept4 once it
+// returns (a loop in the middle of one serves what it got). It returns at
+// once; each loop removes its listeners from its epoll set at its next
+// wake-up.
 func (s *server) StopAccepting() {
+	s.noAccept.Store(true)
 	for _, l := range s.loops {
 		l.command(cmdStopAccepting)
 	}

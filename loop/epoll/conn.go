@@ -20,7 +20,6 @@ const (
 	fClosed                     // socket closed or detached; OnClose queued unless detached
 	fReady                      // on the loop's ready list
 	fTimed                      // on the loop's timed list
-	fLocal                      // local address computed
 )
 
 // Wake states.
@@ -39,10 +38,9 @@ type conn struct {
 	out      *[]byte // output the kernel did not take, pooled; nil when none
 	outOff   int     // sent prefix of *out
 	ctx      any
-	closeErr error // for the queued OnClose
 	deadline int64 // loop clock: drain progress or linger end
 	remote   netip.AddrPort
-	local    netip.AddrPort // lazily, see LocalAddr
+	local    *netip.AddrPort // shared, see LocalAddr; nil until known
 	fd       int
 	gen      int32
 	mask     uint32 // events registered with epoll
@@ -227,14 +225,18 @@ func (c *conn) Context() any { return c.ctx }
 // RemoteAddr is the peer address from accept (zero for unix sockets).
 func (c *conn) RemoteAddr() netip.AddrPort { return c.remote }
 
-// LocalAddr is computed with getsockname on first use and cached (zero for
-// unix sockets, and after the socket is closed).
+// LocalAddr is the listener's address, or, from a wildcard listener, the
+// socket's (getsockname on first use, shared with the loop's other
+// connections that have it: socket.LocalAddrs). Zero for unix sockets, and
+// when first asked after the socket is closed.
 func (c *conn) LocalAddr() netip.AddrPort {
-	if c.flags&fLocal == 0 && c.flags&fClosed == 0 {
-		c.local, _ = socket.Sockname(c.fd)
-		c.flags |= fLocal
+	if c.local == nil {
+		if c.flags&fClosed != 0 {
+			return netip.AddrPort{}
+		}
+		c.local = c.l.locals.Of(c.fd)
 	}
-	return c.local
+	return *c.local
 }
 
 // Loop is the owning loop's index.

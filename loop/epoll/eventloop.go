@@ -3,6 +3,7 @@ package epoll
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -39,14 +40,14 @@ var eventfdOne = [8]byte{1}
 
 // listenerState is one loop's view of one listener.
 type listenerState struct {
-	fd        int    // the server's duplicate; closed by Server.Serve, not here
-	tag       int32  // epoll data tag
-	addr      string // for logs
-	unix      bool
-	exclusive bool  // shared with other loops: EPOLLEXCLUSIVE
-	armed     bool  // registered in this loop's epoll set
-	stopped   bool  // StopAccepting: never re-armed
-	rearmAt   int64 // loop clock (ns) at which a backed-off listener is re-armed
+	fd      int    // the server's duplicate; closed by Server.Serve, not here
+	tag     int32  // epoll data tag
+	addr    string // for logs
+	unix    bool
+	local   *netip.AddrPort // its connections' local address; nil: a wildcard
+	armed   bool            // registered in this loop's epoll set
+	stopped bool            // StopAccepting: never re-armed
+	rearmAt int64           // loop clock (ns) at which a backed-off listener is re-armed
 }
 
 // eventLoop is one loop: an epoll set, an eventfd for wake-ups, and the
@@ -68,11 +69,12 @@ type eventLoop struct {
 	readBuf   []byte  // one read's worth; input is copied out only if unconsumed
 	listeners []*listenerState
 
-	ready, readySpare []*conn // ResumeRead: OnRead due before the next epoll_wait
-	timed             []*conn // closing connections with a deadline
-	closed            []*conn // closed, OnClose not yet called
-	cur               *conn   // connection whose OnRead is running
-	curIn             []byte  // the input that OnRead was given
+	ready, readySpare []*conn      // ResumeRead: OnRead due before the next epoll_wait
+	timed             []*conn      // closing connections with a deadline
+	closed            []closedConn // closed, OnClose not yet called
+	locals            socket.LocalAddrs
+	cur               *conn  // connection whose OnRead is running
+	curIn             []byte // the input that OnRead was given
 
 	gen      int32
 	start    time.Time
@@ -127,7 +129,7 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 		}
 		ln := &listenerState{
 			fd: s.lfds[i], tag: tagListenerBase - int32(len(l.listeners)),
-			addr: lc.Addr, unix: lc.Unix, exclusive: lc.Loop == -1,
+			addr: lc.Addr, unix: lc.Unix, local: socket.ListenerLocal(s.lfds[i], lc.Unix),
 		}
 		l.listeners = append(l.listeners, ln)
 		if err := l.arm(ln); err != nil {
@@ -159,13 +161,18 @@ func (l *eventLoop) closeFDs() {
 	}
 }
 
+// arm adds the listener to the loop's epoll set, level-triggered and not
+// EPOLLEXCLUSIVE. The supervisor hands the same listening socket to every
+// generation, so a waiter must never keep a connection's wake-up from the
+// others: an exclusive epoll entry ends the wake-up when a thread sleeps in
+// epoll_wait on its set (fs/eventpoll.c, ep_poll_callback), and a loop
+// woken that way that then cannot run (its process stopped between the
+// wake-up and the accept) would leave the connection queued with no other
+// server woken for it (issue 17). A loop parked on the netpoller (wait.go)
+// never sleeps in epoll_wait on its own set, so there the flag never had
+// an effect: every loop polling a shared socket is woken anyway.
 func (l *eventLoop) arm(ln *listenerState) error {
-	ev := uint32(unix.EPOLLIN)
-	if ln.exclusive {
-		// Wake one loop per connection, not all of them (thundering herd).
-		ev |= unix.EPOLLEXCLUSIVE
-	}
-	l.ev = unix.EpollEvent{Events: ev, Fd: int32(ln.fd), Pad: ln.tag}
+	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(ln.fd), Pad: ln.tag}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &l.ev); err != nil {
 		return fmt.Errorf("epoll_ctl add listener %s: %w", ln.addr, err)
 	}
@@ -208,15 +215,20 @@ func (l *eventLoop) run() error {
 		}
 		// Poll without blocking: under load there is nearly always
 		// something ready. Only with nothing ready does the loop sleep,
-		// parked on the netpoller (wait.go).
-		n, err := pollNow(l.epfd, l.events)
-		if n == 0 && err == nil && len(l.ready) == 0 {
-			if d := l.deadline(); d > l.nowNs {
-				if l.w != nil {
-					n, err = l.w.wait(d)
-				} else {
-					n, err = unix.EpollWait(l.epfd, l.events, msUntil(d-l.nowNs))
-				}
+		// parked on the netpoller (wait.go), whose wait polls first
+		// itself.
+		var n int
+		var err error
+		d := l.deadline()
+		switch {
+		case len(l.ready) > 0 || d <= l.nowNs:
+			n, err = pollNow(l.epfd, l.events)
+		case l.w != nil:
+			n, err = l.w.wait(d)
+		default:
+			n, err = pollNow(l.epfd, l.events)
+			if n == 0 && err == nil {
+				n, err = unix.EpollWait(l.epfd, l.events, msUntil(d-l.nowNs))
 			}
 		}
 		l.clock()
@@ -501,16 +513,20 @@ func (l *eventLoop) closeNow(c *conn, err error) {
 	socket.PutBuffer(c.out)
 	c.out, c.outOff = nil, 0
 	l.nconns.Add(-1)
-	c.closeErr = err
-	l.closed = append(l.closed, c)
+	l.closed = append(l.closed, closedConn{c, err})
+}
+
+// closedConn is a closed connection whose OnClose is queued, with its
+// error (kept here, not in every conn).
+type closedConn struct {
+	c   *conn
+	err error
 }
 
 func (l *eventLoop) flushClosed() {
 	for i := 0; i < len(l.closed); i++ { // OnClose may close more
-		c := l.closed[i]
-		l.closed[i] = nil
-		err := c.closeErr
-		c.closeErr = nil
+		c, err := l.closed[i].c, l.closed[i].err
+		l.closed[i] = closedConn{}
 		l.h.OnClose(c, err)
 	}
 	l.closed = l.closed[:0]
@@ -518,14 +534,14 @@ func (l *eventLoop) flushClosed() {
 
 func (l *eventLoop) accept(ln *listenerState) {
 	for i := 0; i < acceptBatch && ln.armed; i++ {
-		fd, err := socket.Accept(ln.fd, &l.rsa)
+		if l.s.noAccept.Load() { // see server.noAccept
+			return
+		}
+		fd, drained, err := socket.AcceptNext(ln.fd, &l.rsa)
+		if drained {
+			return
+		}
 		if err != nil {
-			switch socket.ClassifyAcceptError(err) {
-			case socket.AcceptDrained:
-				return
-			case socket.AcceptRetry:
-				continue
-			}
 			// Out of descriptors or memory: the connection stays queued,
 			// so level-triggered readiness would spin. Stop listening
 			// here for a while; existing connections carry on.
@@ -540,9 +556,8 @@ func (l *eventLoop) accept(ln *listenerState) {
 
 func (l *eventLoop) open(fd int, ln *listenerState) {
 	c := &conn{l: l, fd: fd, mask: unix.EPOLLIN | unix.EPOLLRDHUP}
-	if ln.unix {
-		c.flags |= fLocal // unix sockets have no AddrPort: zero is the answer
-	} else {
+	c.local = ln.local
+	if !ln.unix {
 		// Best effort: a failure only costs latency.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		c.remote = socket.AddrPortFrom(&l.rsa)

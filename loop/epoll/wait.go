@@ -35,6 +35,7 @@ type waiter struct {
 	poll func(uintptr) bool // w.pollOnce, bound once so Read allocates nothing
 	n    int
 	err  error
+	dl   int64 // the read deadline set last (loop clock); changes once a tick
 }
 
 // newWaiter duplicates epfd and registers the duplicate with the
@@ -74,11 +75,18 @@ func (w *waiter) pollOnce(uintptr) bool {
 	return w.n > 0 || (w.err != nil && w.err != unix.EINTR)
 }
 
-// wait returns the loop's ready events, parking the goroutine until there
-// are some or until the loop clock passes deadline (ns since l.start).
+// wait returns the loop's ready events: it polls once and, only if nothing
+// is ready, parks the goroutine until there is something or until the loop
+// clock passes deadline (ns since l.start). The loop calls it instead of
+// polling first itself: Read's first pollOnce is that poll (it must be:
+// Read clears a readiness the netpoller saw before it), so a sleep costs
+// one epoll_wait less.
 func (w *waiter) wait(deadline int64) (int, error) {
-	if err := w.f.SetReadDeadline(w.l.start.Add(time.Duration(deadline))); err != nil {
-		return 0, fmt.Errorf("set wait deadline: %w", err)
+	if deadline != w.dl {
+		if err := w.f.SetReadDeadline(w.l.start.Add(time.Duration(deadline))); err != nil {
+			return 0, fmt.Errorf("set wait deadline: %w", err)
+		}
+		w.dl = deadline
 	}
 	w.n, w.err = 0, nil
 	if err := w.rc.Read(w.poll); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {

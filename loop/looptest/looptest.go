@@ -84,6 +84,8 @@ func Run(t *testing.T, b loop.Backend) {
 		{"EMFILE", testEMFILE},
 		{"ManyResets", testManyResets},
 		{"HeldInputBounded", testHeldInputBounded},
+		{"SharedListenerStuck", testSharedListenerStuck},
+		{"LocalAddrWildcard", testLocalAddrWildcard},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -258,6 +260,10 @@ type setup struct {
 	readBuf int
 	pinned  bool   // one extra listener pinned to each loop
 	unix    string // listen on this unix path instead of TCP
+	// file, if set, is served instead of a new listener (the caller
+	// closes it), with fileLoop as its Loop.
+	file     *os.File
+	fileLoop int
 }
 
 // server is a started backend server with its listeners.
@@ -298,10 +304,14 @@ func start(t *testing.T, b loop.Backend, h *handler, s setup) *server {
 		cfg.Listeners = append(cfg.Listeners, loop.Listener{File: f, Addr: a, Unix: network == "unix", Loop: loopIdx})
 		return a
 	}
-	if s.unix != "" {
+	switch {
+	case s.file != nil:
+		srv.addr = fileAddr(t, s.file)
+		cfg.Listeners = append(cfg.Listeners, loop.Listener{File: s.file, Addr: srv.addr, Loop: s.fileLoop})
+	case s.unix != "":
 		srv.network = "unix"
 		srv.addr = listen("unix", s.unix, -1)
-	} else {
+	default:
 		srv.addr = listen("tcp4", "127.0.0.1:0", -1)
 	}
 	if s.pinned {

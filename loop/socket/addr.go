@@ -50,6 +50,25 @@ func Accept(lfd int, sa *unix.RawSockaddrAny) (int, error) {
 	return int(fd), nil
 }
 
+// AcceptNext accepts the next connection from lfd like Accept, passing over
+// the errors that concern one connection only (AcceptRetry: an aborted
+// connection is gone from the queue). drained reports an empty queue
+// (EAGAIN); any other error is one to back off on (AcceptBackoff).
+func AcceptNext(lfd int, sa *unix.RawSockaddrAny) (fd int, drained bool, err error) {
+	for {
+		fd, err := Accept(lfd, sa)
+		if err == nil {
+			return fd, false, nil
+		}
+		switch ClassifyAcceptError(err) {
+		case AcceptDrained:
+			return -1, true, nil
+		case AcceptBackoff:
+			return -1, false, err
+		}
+	}
+}
+
 // Sockname returns the local address of socket fd without allocating (zero
 // for a unix-domain socket).
 func Sockname(fd int) (netip.AddrPort, error) {

@@ -139,12 +139,14 @@ func TestListenAcceptDup(t *testing.T) {
 		network, addr string
 		reusePort     bool
 		dial          string // network for net.Dial
+		wildcard      bool   // ListenerLocal is nil: each connection's is read
 	}{
-		{"tcp4", "127.0.0.1:0", false, "tcp4"},
-		{"tcp4", "127.0.0.1:0", true, "tcp4"},
-		{"tcp", ":0", false, "tcp"},
-		{"tcp6", "[::1]:0", false, "tcp6"},
-		{"unix", filepath.Join(dir, "s.sock"), false, "unix"},
+		{"tcp4", "127.0.0.1:0", false, "tcp4", false},
+		{"tcp4", "127.0.0.1:0", true, "tcp4", false},
+		{"tcp4", "0.0.0.0:0", false, "tcp4", true},
+		{"tcp", ":0", false, "tcp", true},
+		{"tcp6", "[::1]:0", false, "tcp6", false},
+		{"unix", filepath.Join(dir, "s.sock"), false, "unix", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.network+" "+tc.addr, func(t *testing.T) {
@@ -208,6 +210,26 @@ func TestListenAcceptDup(t *testing.T) {
 				if err != nil || local.Port() != ap.Port() {
 					t.Errorf("Sockname = %v, %v; want port %d", local, err, ap.Port())
 				}
+			}
+			// The local address backends give the connection: the
+			// listener's, or from a wildcard one the connection's own,
+			// shared with the connections that have the same.
+			shared := ListenerLocal(lfd, tc.network == "unix")
+			if (shared == nil) != tc.wildcard {
+				t.Fatalf("ListenerLocal = %v, want nil: %v", shared, tc.wildcard)
+			}
+			if shared == nil {
+				var locals LocalAddrs
+				if shared = locals.Of(fd); locals.Of(fd) != shared {
+					t.Errorf("LocalAddrs.Of gave two copies of %v", *shared)
+				}
+			}
+			want := netip.AddrPort{}
+			if tc.network != "unix" {
+				want = netip.MustParseAddrPort(target)
+			}
+			if *shared != want {
+				t.Errorf("connection's local address %v, want %v", *shared, want)
 			}
 		})
 	}

@@ -5,7 +5,8 @@
 // Each loop owns one ring, driven from a goroutine locked to its OS thread
 // (IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN when the kernel has them), a
 // provided-buffer ring that multishot receives fill, an eventfd for wake-ups,
-// and the connections it accepted with multishot accepts. Output is copied
+// and the connections it accepted (accept4 on a multishot poll's readiness,
+// never IORING_OP_ACCEPT: see armAccept). Output is copied
 // into per-connection buffers and submitted once per loop iteration.
 //
 // It owns its rings, buffer rings, eventfds, the duplicates of the listening
@@ -21,6 +22,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -138,6 +140,10 @@ type server struct {
 	lfds  []int // our duplicates of cfg.Listeners, same order
 
 	acceptLog socket.LogLimiter
+	// noAccept is set by StopAccepting before the loops hear of it: each
+	// loop checks it before every accept, so one that was busy when asked
+	// takes no connection once it runs again (any goroutine).
+	noAccept atomic.Bool
 
 	mu      sync.Mutex
 	state   int // stateNew, stateServing, stateDone
@@ -189,10 +195,11 @@ func (s *server) Serve() error {
 	return errors.Join(errs...)
 }
 
-// StopAccepting asks every loop to cancel its accepts. It returns at once;
-// loops act on it at their next wake-up, and a connection the kernel had
-// already accepted for a loop is still served.
+// StopAccepting stops every loop accepting: no loop calls accept4 once it
+// returns (a loop in the middle of one serves what it got). It returns at
+// once; each loop cancels its listener polls at its next wake-up.
 func (s *server) StopAccepting() {
+	s.noAccept.Store(true)
 	for _, l := range s.loops {
 		l.command(cmdStopAccepting)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -59,15 +58,14 @@ type conn struct {
 	out     *[]byte // written, not yet submitted (pooled)
 	sending *[]byte // submitted; the kernel reads it until the send completes
 	sendOff int     // completed prefix of *sending
-	pin     runtime.Pinner
 	ctx     any
 	err     error // for OnClose
 	// deadline is the loop clock (ns) at which a closing connection's drain
 	// or linger ends.
 	deadline int64
 	remote   netip.AddrPort
-	local    netip.AddrPort // lazily, see LocalAddr
-	fd       int
+	local    *netip.AddrPort // shared, see LocalAddr; nil until known
+	fd       int32
 	slot     uint32
 	gen      uint32
 	state    connState
@@ -75,15 +73,15 @@ type conn struct {
 	cancels  uint8 // op* bits with a cancel in flight
 	wake     atomic.Uint32
 
-	paused    bool // PauseRead: no receive armed (an error poll instead)
-	eof       bool // the receive saw the peer's EOF
-	rdhup     bool // the error poll saw the peer's half-close
-	deliver   bool // ResumeRead: present the leftover again
-	inReady   bool // on the loop's ready list
-	timed     bool // on the loop's timed list
-	partial   bool // a send completed partially since output was last drained
-	observed  bool // OutboundBuffered reported pending output since then
-	haveLocal bool // local is computed
+	paused   bool // PauseRead: no receive armed (an error poll instead)
+	eof      bool // the receive saw the peer's EOF
+	rdhup    bool // the error poll saw the peer's half-close
+	deliver  bool // ResumeRead: present the leftover again
+	inReady  bool // on the loop's ready list
+	timed    bool // on the loop's timed list
+	partial  bool // a send completed partially since output was last drained
+	observed bool // OutboundBuffered reported pending output since then
+	pinned   bool // *sending is pinned (a send waiting for room; eventLoop.pin)
 }
 
 var _ loop.Conn = (*conn)(nil)
@@ -231,7 +229,7 @@ func (c *conn) Detach() (*os.File, []byte, error) {
 		return nil, nil, err
 	}
 	if c.ops != 0 {
-		return nil, nil, fmt.Errorf("io_uring: detach fd %d: requests %#x still in flight", c.fd, c.ops)
+		return nil, nil, fmt.Errorf("io_uring: detach fd %d: requests %#x still in flight", int(c.fd), c.ops)
 	}
 	var unread []byte
 	switch {
@@ -250,7 +248,7 @@ func (c *conn) Detach() (*os.File, []byte, error) {
 	c.state = stDetached
 	c.wake.Store(wakeDead)
 	l.release(c)
-	return os.NewFile(uintptr(c.fd), "asyncd-detached"), unread, nil
+	return os.NewFile(uintptr(int(c.fd)), "asyncd-detached"), unread, nil
 }
 
 // quiesce synchronously cancels c's request of kind (op bit bit) and waits
@@ -266,7 +264,7 @@ func (l *eventLoop) quiesce(c *conn, kind opKind, bit uint8) error {
 	reg := giouring.SyncCancelReg{Addr: ud, Timeout: syscall.NsecToTimespec(int64(detachTimeout))}
 	if _, err := l.ring.RegisterSyncCancel(&reg); err != nil &&
 		!errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EALREADY) {
-		return fmt.Errorf("io_uring: detach fd %d: cancel: %w", c.fd, err)
+		return fmt.Errorf("io_uring: detach fd %d: cancel: %w", int(c.fd), err)
 	}
 	if l.scan == nil {
 		l.scan = make([]*giouring.CompletionQueueEvent, cqEntries)
@@ -298,7 +296,7 @@ func (l *eventLoop) quiesce(c *conn, kind opKind, bit uint8) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("io_uring: detach fd %d: cancelled request did not complete within %v", c.fd, detachTimeout)
+			return fmt.Errorf("io_uring: detach fd %d: cancelled request did not complete within %v", int(c.fd), detachTimeout)
 		}
 		// Run deferred completion work and wait for one completion more
 		// than the ring holds (l.ts: see its comment).
@@ -317,18 +315,22 @@ func (c *conn) Context() any { return c.ctx }
 // accept does not report it); zero for unix sockets.
 func (c *conn) RemoteAddr() netip.AddrPort { return c.remote }
 
-// LocalAddr is computed with getsockname on first use and cached (zero for
-// unix sockets, and after the socket is closed).
+// LocalAddr is the listener's address, or, from a wildcard listener, the
+// socket's (getsockname on first use, shared with the loop's other
+// connections that have it: socket.LocalAddrs). Zero for unix sockets, and
+// when first asked once the socket is closing for good.
 func (c *conn) LocalAddr() netip.AddrPort {
-	if !c.haveLocal && c.state < stDying {
-		c.local, _ = socket.Sockname(c.fd)
-		c.haveLocal = true
+	if c.local == nil {
+		if c.state >= stDying {
+			return netip.AddrPort{}
+		}
+		c.local = c.l.locals.Of(int(c.fd))
 	}
-	return c.local
+	return *c.local
 }
 
 // Loop is the owning loop's index.
 func (c *conn) Loop() int { return c.l.idx }
 
 // Fd is the socket descriptor (stale after close or detach).
-func (c *conn) Fd() int { return c.fd }
+func (c *conn) Fd() int { return int(c.fd) }

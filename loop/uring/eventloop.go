@@ -26,9 +26,10 @@ const (
 )
 
 const (
-	reapBatch  = 256     // completions taken per PeekBatchCQE
-	reapRounds = 8       // batches per iteration, so that ready work is not starved
-	maxSend    = 1 << 30 // bytes per send SQE (sqe->len is 32 bits)
+	reapBatch   = 256     // completions taken per PeekBatchCQE
+	reapRounds  = 8       // batches per iteration, so that ready work is not starved
+	maxSend     = 1 << 30 // bytes per send SQE (sqe->len is 32 bits)
+	acceptBatch = 128     // accepts per listener per round, so one busy listener cannot starve the loop
 )
 
 // eventfdOne is the 8-byte counter increment written to an eventfd.
@@ -40,10 +41,12 @@ type listenerState struct {
 	idx     uint32 // index in eventLoop.listeners, the slot in user_data
 	addr    string // for logs
 	unix    bool
-	armed   bool  // a multishot accept is in flight
-	cancel  bool  // and a cancel for it too
-	stopped bool  // StopAccepting: never re-armed
-	rearmAt int64 // loop clock (ns) at which a backed-off listener is re-armed; 0: none
+	local   *netip.AddrPort // its connections' local address; nil: a wildcard
+	armed   bool            // a multishot readiness poll is in flight
+	cancel  bool            // and a cancel for it too
+	more    bool            // the last batch stopped at acceptBatch: accept again next round
+	stopped bool            // StopAccepting: never re-armed
+	rearmAt int64           // loop clock (ns) at which a backed-off listener is re-armed; 0: none
 }
 
 // eventLoop is one loop: a ring, its provided-buffer ring, an eventfd for
@@ -80,21 +83,30 @@ type eventLoop struct {
 	now      time.Time
 	nowNs    int64 // monotonic ns since start
 	nextTick int64
+	// nextYield is when the loop next yields its thread to the scheduler
+	// (yield); loop clock, ns.
+	nextYield int64
 	// ts is io_uring_enter's wait timeout. giouring hands the kernel its
 	// address as an integer, so it must live in a heap object (which the Go
 	// GC never moves), never on a goroutine stack (which can move).
 	ts        syscall.Timespec
-	inflight  int    // requests whose completion is still due (connections, accepts, wake poll)
-	wakeArmed bool   // the eventfd poll is in flight
-	nofile    uint64 // RLIMIT_NOFILE when the accepts were armed (see checkNofile)
+	arg       getEventsArg // io_uring_enter's EXT_ARG, pointing at ts; heap too
+	inline    uint32       // SQEs prepared since the last enter that complete in it (see enter)
+	inflight  int          // requests whose completion is still due (connections, listener polls, wake poll)
+	wakeArmed bool         // the eventfd poll is in flight
 	stopping  bool
 	stopAt    int64
 	abandoned bool  // the kernel may still use loop memory: never free it
 	fatal     error // the ring failed; the loop ends
 	spareSQE  giouring.SubmissionQueueEntry
 	evbuf     [8]byte
+	rsa       unix.RawSockaddrAny // accept's peer address
+	locals    socket.LocalAddrs
+	pins      map[*conn]*runtime.Pinner // sends waiting for room (pin)
+	pinFree   []*runtime.Pinner
 
 	nconns atomic.Int64 // open connections, read by Server.Conns
+	enters atomic.Int64 // io_uring_enter calls made (loop goroutine; read by tests)
 
 	// Shared with other goroutines (Wake, StopAccepting, Stop).
 	pending   atomic.Bool // hint: wakeQ or cmds may be non-empty
@@ -135,6 +147,7 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 		}
 		l.listeners = append(l.listeners, &listenerState{
 			fd: s.lfds[i], idx: uint32(len(l.listeners)), addr: lc.Addr, unix: lc.Unix,
+			local: socket.ListenerLocal(s.lfds[i], lc.Unix),
 		})
 	}
 	return l, nil
@@ -199,14 +212,18 @@ func (l *eventLoop) run() error {
 	if _, err := l.ring.EnableRings(); err != nil {
 		return fmt.Errorf("io_uring: loop %d: enable ring: %w", l.idx, err)
 	}
+	// Enter through a registered ring index (no file lookup per
+	// io_uring_enter). The index belongs to this thread, which the loop
+	// never leaves. Only where register calls can use it too
+	// (IORING_FEAT_REG_REG_RING, 6.3): giouring then makes every register
+	// call through it. Best effort: the descriptor works as well.
+	if l.ring.Features()&giouring.FeatRegRegRing != 0 {
+		_, _ = l.ring.RegisterRingFd()
+	}
 	l.start = time.Now()
 	l.clock()
 	l.nextTick = l.nowNs + l.tick
 	l.armWake()
-	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil {
-		l.nofile = lim.Cur
-	}
 	for _, ln := range l.listeners {
 		l.armAccept(ln)
 	}
@@ -224,7 +241,11 @@ func (l *eventLoop) run() error {
 			l.drainWakes()
 		}
 		l.timers()
+		l.acceptMore()
 		l.runReady()
+		if l.nowNs >= l.nextYield {
+			l.yield()
+		}
 	}
 	if l.inflight > 0 {
 		// A broken ring or a stop that timed out: the kernel may still
@@ -237,31 +258,22 @@ func (l *eventLoop) run() error {
 	return l.fatal
 }
 
-// enter submits the prepared SQEs and waits for at least one completion, or
-// until the next timer, in one io_uring_enter. It does not wait when ready
-// work is queued.
-func (l *eventLoop) enter() error {
-	var err error
-	if d := l.waitNs(); d <= 0 {
-		_, err = l.ring.SubmitAndGetEvents()
-	} else {
-		l.ts = syscall.NsecToTimespec(d)
-		_, err = l.ring.SubmitAndWaitTimeout(1, &l.ts, nil)
-	}
-	switch err {
-	case nil, unix.ETIME, unix.EINTR, unix.EAGAIN, unix.EBUSY:
-		// ETIME: the timeout; EINTR: a signal (the Go runtime preempts
-		// threads with SIGURG); EAGAIN/EBUSY: the kernel is short of
-		// resources or the CQ overflowed: reap, then try again.
-		return nil
-	case unix.EBADR:
-		// The kernel could not keep an overflowing completion and
-		// dropped it: a request may never report. Keep serving; a stop
-		// then gives up waiting for it (stopDrainTimeout).
-		l.s.cfg.Logger.Error("io_uring dropped completions (CQ overflow)", "loop", l.idx)
-		return nil
-	}
-	return err
+// yieldEvery is how often a busy loop yields (yield). Under the runtime's
+// forced-preemption interval (10 ms, forcePreemptNS in runtime/proc.go).
+const yieldEvery = 5 * time.Millisecond
+
+// yield lets the scheduler run, so that the loop goroutine's P records a new
+// schedule. The loop never parks (it sleeps in io_uring_enter, a system
+// call, on its locked thread), so without it the runtime's monitor (sysmon)
+// sees the same schedule for 10 ms, preempts the goroutine with a signal
+// (which also interrupts io_uring_enter), and, having acted, goes back to
+// polling every 20 microseconds for a while: measured at one request at a
+// time, about 100 preemptions a second and a sysmon wake-up every 7
+// requests. A yield costs two thread hand-offs (the thread is locked), 200
+// times a second at most.
+func (l *eventLoop) yield() {
+	l.nextYield = l.nowNs + int64(yieldEvery)
+	runtime.Gosched()
 }
 
 // waitNs returns how long enter may wait: 0 if work is ready, else until the
@@ -272,6 +284,9 @@ func (l *eventLoop) waitNs() int64 {
 	}
 	d := l.nextTick
 	for _, ln := range l.listeners {
+		if ln.more {
+			return 0
+		}
 		if ln.rearmAt != 0 && ln.rearmAt < d {
 			d = ln.rearmAt
 		}
@@ -287,7 +302,16 @@ func (l *eventLoop) waitNs() int64 {
 // connection (quiesce) sees exactly the completions not yet handled.
 func (l *eventLoop) reap() {
 	for round := 0; round < reapRounds; round++ {
-		n := int(l.ring.PeekBatchCQE(l.batch))
+		// Sized to what is ready: giouring's PeekBatchCQE fills every
+		// slot it is given, ready or not (a known upstream defect, see
+		// its doc.go), which cost 256 pointer stores per reap. With none
+		// ready it is not called at all: it would enter the kernel to
+		// run pending completion work, which enter does.
+		k := min(int(l.ring.CQReady()), len(l.batch))
+		if k == 0 {
+			return
+		}
+		n := int(l.ring.PeekBatchCQE(l.batch[:k]))
 		for i := 0; i < n; i++ {
 			e := l.batch[i]
 			ud, res, flags := e.UserData, e.Res, e.Flags
@@ -389,9 +413,20 @@ func (l *eventLoop) onWake(res int32, flags uint32) {
 	}
 }
 
+// armAccept arms a multishot poll for readiness on the listener; the loop
+// accepts with accept4 itself (acceptBatch). Not IORING_OP_ACCEPT: the
+// kernel arms an accept's internal poll with EPOLLEXCLUSIVE (io_uring/opdef.c,
+// .poll_exclusive), and an exclusive waiter that is woken ends the wake-up
+// there. The supervisor hands the same listening socket to every
+// generation, so an old generation's accept that is woken while its loop
+// cannot run (stuck in a handler, the process stopped, a drain command not
+// yet seen) keeps the connection from the new generation, which is never
+// woken, until another connection arrives (issue 17). A plain poll is not
+// exclusive: every server polling the socket is woken, and whichever
+// accepts first gets the connection.
 func (l *eventLoop) armAccept(ln *listenerState) {
 	sqe := l.sqe()
-	sqe.PrepareMultishotAccept(ln.fd, 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	sqe.PreparePollMultishot(ln.fd, unix.POLLIN)
 	sqe.UserData = userData(kindAccept, 0, ln.idx)
 	ln.armed, ln.cancel = true, false
 	l.inflight++
@@ -404,52 +439,63 @@ func (l *eventLoop) cancelAccept(ln *listenerState) {
 	}
 }
 
+// onAccept handles a completion of a listener's readiness poll.
 func (l *eventLoop) onAccept(ln *listenerState, res int32, flags uint32) {
 	if flags&giouring.CQEFMore == 0 {
 		ln.armed, ln.cancel = false, false
 		l.inflight--
 	}
-	if res >= 0 {
-		if l.stopping {
-			unix.Close(int(res))
-		} else {
-			l.checkNofile()
-			l.open(int(res), ln)
-		}
-	} else if e := errnoOf(res); e != unix.ECANCELED {
-		switch socket.ClassifyAcceptError(e) {
-		case socket.AcceptDrained, socket.AcceptRetry:
-			// One lost connection; the multishot carries on or is
-			// re-armed below.
-		default:
-			// Out of descriptors or memory: the connection stays
-			// queued, so accepting again at once would spin. Stop
-			// accepting here for a while; existing connections carry on.
-			l.s.logAcceptError(l.now, l.idx, ln.addr, e)
-			ln.rearmAt = max(l.nowNs+l.backoff, 1)
-			l.cancelAccept(ln)
-		}
+	if res > 0 {
+		l.acceptBatch(ln)
+	} else if e := errnoOf(res); res < 0 && e != unix.ECANCELED {
+		l.backOff(ln, fmt.Errorf("poll: %w", e))
 	}
 	if !ln.armed && !ln.stopped && !l.stopping && ln.rearmAt == 0 {
+		// The kernel ended the multishot (or the poll failed once):
+		// arming again reports a connection already queued at once.
 		l.armAccept(ln)
 	}
 }
 
-// checkNofile re-arms the accepts when RLIMIT_NOFILE changed: the kernel
-// reads the limit once, when an accept request is prepared (io_accept_prep
-// stores rlimit(RLIMIT_NOFILE) in the request), so a multishot accept armed
-// before a change would keep enforcing the old limit. It runs after each
-// accepted connection (one prlimit64 call, next to the setsockopt and
-// getpeername every connection costs anyway); the cancelled accept's
-// completion re-arms it (onAccept).
-func (l *eventLoop) checkNofile() {
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == l.nofile {
-		return
+// acceptBatch accepts up to acceptBatch connections from a ready listener.
+// The poll is edge-triggered (one completion however many connections
+// arrived since the last), so it accepts until EAGAIN, or marks the
+// listener to continue next round.
+func (l *eventLoop) acceptBatch(ln *listenerState) {
+	ln.more = false
+	for i := 0; i < acceptBatch; i++ {
+		// noAccept: see server.noAccept.
+		if ln.stopped || l.stopping || ln.rearmAt != 0 || l.s.noAccept.Load() {
+			return
+		}
+		switch fd, drained, err := socket.AcceptNext(ln.fd, &l.rsa); {
+		case drained:
+			return
+		case err != nil:
+			l.backOff(ln, err)
+			return
+		default:
+			l.open(fd, ln)
+		}
 	}
-	l.nofile = lim.Cur
+	ln.more = true
+}
+
+// backOff stops polling ln for AcceptBackoff after err (out of descriptors
+// or memory: the connection stays queued, so accepting again at once would
+// spin); existing connections carry on.
+func (l *eventLoop) backOff(ln *listenerState, err error) {
+	l.s.logAcceptError(l.now, l.idx, ln.addr, err)
+	ln.rearmAt = max(l.nowNs+l.backoff, 1)
+	l.cancelAccept(ln)
+}
+
+// acceptMore continues the listeners whose last batch was cut short.
+func (l *eventLoop) acceptMore() {
 	for _, ln := range l.listeners {
-		l.cancelAccept(ln)
+		if ln.more {
+			l.acceptBatch(ln)
+		}
 	}
 }
 
@@ -457,19 +503,19 @@ func (l *eventLoop) checkNofile() {
 func (l *eventLoop) stopAccepting() {
 	for _, ln := range l.listeners {
 		ln.stopped = true
+		ln.more = false
 		ln.rearmAt = 0
 		l.cancelAccept(ln)
 	}
 }
 
 func (l *eventLoop) open(fd int, ln *listenerState) {
-	c := &conn{l: l, fd: fd}
-	if ln.unix {
-		c.haveLocal = true // unix sockets have no AddrPort: zero is the answer
-	} else {
+	c := &conn{l: l, fd: int32(fd)}
+	c.local = ln.local
+	if !ln.unix {
 		// Best effort: a failure only costs latency.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c.remote = peerAddr(fd)
+		c.remote = socket.AddrPortFrom(&l.rsa)
 	}
 	var slot uint32
 	if n := len(l.free); n > 0 {
@@ -485,19 +531,6 @@ func (l *eventLoop) open(fd int, ln *listenerState) {
 	l.nconns.Add(1)
 	l.h.OnOpen(c)
 	l.service(c)
-}
-
-// peerAddr returns the peer address of socket fd without allocating (zero if
-// the peer is already gone).
-func peerAddr(fd int) netip.AddrPort {
-	var sa unix.RawSockaddrAny
-	n := uint32(unix.SizeofSockaddrAny)
-	_, _, e := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd),
-		uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)))
-	if e != 0 {
-		return netip.AddrPort{}
-	}
-	return socket.AddrPortFrom(&sa)
 }
 
 // heldCap bounds the input held back on an open, unpaused connection (input
@@ -583,7 +616,7 @@ func (l *eventLoop) cancelOp(c *conn, kind opKind, bit uint8) {
 
 func (l *eventLoop) armRecv(c *conn) {
 	sqe := l.sqe()
-	sqe.PrepareRecvMultishot(c.fd, 0, 0, 0)
+	sqe.PrepareRecvMultishot(int(c.fd), 0, 0, 0)
 	sqe.Flags |= giouring.SqeBufferSelect
 	sqe.BufIG = bufGroup
 	sqe.UserData = userData(kindRecv, c.gen, c.slot)
@@ -595,7 +628,7 @@ func (l *eventLoop) armRecv(c *conn) {
 // hang-up, so that its OnClose is not delayed until it is resumed.
 func (l *eventLoop) armPoll(c *conn) {
 	sqe := l.sqe()
-	sqe.PreparePollAdd(c.fd, unix.POLLERR|unix.POLLHUP)
+	sqe.PreparePollAdd(int(c.fd), unix.POLLERR|unix.POLLHUP)
 	sqe.UserData = userData(kindPoll, c.gen, c.slot)
 	c.ops |= opPoll
 	l.inflight++
@@ -737,18 +770,34 @@ func (l *eventLoop) flush(c *conn) {
 	}
 	c.sending, c.out = c.out, nil
 	c.sendOff = 0
-	// Memory rule: the kernel reads this buffer until the send completes.
-	// It stays referenced by c.sending (c is in l.conns until all its
-	// requests complete) and pinned, so the GC neither frees nor moves it,
-	// and it goes back to the pool only in onSend.
-	c.pin.Pin(&(*c.sending)[0])
-	l.submitSend(c)
+	l.submitSend(c, true)
 }
 
-func (l *eventLoop) submitSend(c *conn) {
+// submitSend sends c.sending from sendOff. The first attempt (inline) is
+// MSG_DONTWAIT: the kernel then completes it, whole, partly or with EAGAIN,
+// inside the io_uring_enter that submits it, never later (io_sendmsg_prep
+// sets REQ_F_NOWAIT, so a send that would block fails instead of waiting
+// for room), which lets enter wait past its completion. What the socket did
+// not take goes out with a plain send, which waits for room in the kernel.
+//
+// Memory rule: the kernel reads the buffer until the send completes. It
+// stays referenced by c.sending (c is in l.conns until all its requests
+// complete) and goes back to the pool only in onSend. An inline send reads
+// it only during the io_uring_enter that submits it, with the buffer
+// reachable from c, and the Go GC moves no heap object; a send that waits
+// for room pins it too (runtime.Pinner), as the rule for memory the kernel
+// holds across calls requires.
+func (l *eventLoop) submitSend(c *conn, inline bool) {
 	b := (*c.sending)[c.sendOff:]
+	flags := unix.MSG_NOSIGNAL
+	if inline {
+		flags |= unix.MSG_DONTWAIT
+		l.inline++
+	} else if !c.pinned {
+		l.pin(c)
+	}
 	sqe := l.sqe()
-	sqe.PrepareSend(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(min(len(b), maxSend)), unix.MSG_NOSIGNAL)
+	sqe.PrepareSend(int(c.fd), uintptr(unsafe.Pointer(&b[0])), uint32(min(len(b), maxSend)), flags)
 	sqe.UserData = userData(kindSend, c.gen, c.slot)
 	c.ops |= opSend
 	l.inflight++
@@ -756,15 +805,52 @@ func (l *eventLoop) submitSend(c *conn) {
 
 // releaseSending unpins and pools the buffer of a completed send.
 func (c *conn) releaseSending() {
-	c.pin.Unpin()
+	if c.pinned {
+		c.l.unpin(c)
+	}
 	socket.PutBuffer(c.sending)
 	c.sending, c.sendOff = nil, 0
+}
+
+// pin pins c's send buffer with a Pinner of the loop's (not one per
+// connection: only a send waiting for room needs one).
+func (l *eventLoop) pin(c *conn) {
+	var p *runtime.Pinner
+	if n := len(l.pinFree); n > 0 {
+		p = l.pinFree[n-1]
+		l.pinFree = l.pinFree[:n-1]
+	} else {
+		p = new(runtime.Pinner)
+	}
+	p.Pin(&(*c.sending)[0])
+	if l.pins == nil {
+		l.pins = make(map[*conn]*runtime.Pinner)
+	}
+	l.pins[c] = p
+	c.pinned = true
+}
+
+func (l *eventLoop) unpin(c *conn) {
+	if p := l.pins[c]; p != nil {
+		p.Unpin()
+		delete(l.pins, c)
+		l.pinFree = append(l.pinFree, p)
+	}
+	c.pinned = false
 }
 
 func (l *eventLoop) onSend(c *conn, res int32) {
 	c.ops &^= opSend
 	c.cancels &^= opSend
 	l.inflight--
+	if res == -int32(unix.EAGAIN) && c.state < stDying {
+		// The inline attempt found the socket buffer full: wait for room.
+		// Output now exceeded what the kernel took at once, so OnDrained
+		// is due when it is all sent.
+		c.partial = true
+		l.submitSend(c, false)
+		return
+	}
 	if res <= 0 {
 		c.releaseSending()
 		if c.state < stDying {
@@ -791,7 +877,7 @@ func (l *eventLoop) onSend(c *conn, res int32) {
 		// the same pinned buffer. Output now exceeded what the kernel
 		// took at once, so OnDrained is due when it is all sent.
 		c.partial = true
-		l.submitSend(c)
+		l.submitSend(c, false)
 		return
 	}
 	c.releaseSending()
@@ -824,7 +910,7 @@ func (l *eventLoop) startLinger(c *conn) {
 	}
 	c.state = stLinger
 	sqe := l.sqe()
-	sqe.PrepareShutdown(c.fd, unix.SHUT_WR)
+	sqe.PrepareShutdown(int(c.fd), unix.SHUT_WR)
 	sqe.UserData = userData(kindShutdown, c.gen, c.slot)
 	c.ops |= opShutdown
 	l.inflight++
@@ -848,7 +934,7 @@ func (l *eventLoop) onPoll(c *conn, res int32) {
 	l.inflight--
 	switch {
 	case res > 0 && res&(unix.POLLERR|unix.POLLHUP) != 0 && c.state == stOpen:
-		l.fail(c, sockError(c.fd))
+		l.fail(c, sockError(int(c.fd)))
 	case res > 0:
 		// Hang-up of the peer's side only (POLLRDHUP): re-arming would
 		// fire again at once. The EOF is read once resumed.
@@ -920,7 +1006,7 @@ func (l *eventLoop) maybeClose(c *conn) {
 		return
 	}
 	sqe := l.sqe()
-	sqe.PrepareClose(c.fd)
+	sqe.PrepareClose(int(c.fd))
 	sqe.UserData = userData(kindClose, c.gen, c.slot)
 	c.ops |= opClose
 	l.inflight++
@@ -935,9 +1021,9 @@ func (l *eventLoop) onClose(c *conn, res int32) {
 		// error comes from close itself, after the descriptor was
 		// released: closing the number again could hit a reused one.
 		e := errnoOf(res)
-		l.s.cfg.Logger.Error("io_uring close failed", "loop", l.idx, "fd", c.fd, "err", e)
+		l.s.cfg.Logger.Error("io_uring close failed", "loop", l.idx, "fd", int(c.fd), "err", e)
 		if e == unix.EINVAL {
-			unix.Close(c.fd)
+			unix.Close(int(c.fd))
 		}
 	}
 	c.state = stClosed
@@ -1104,7 +1190,7 @@ func (l *eventLoop) closeAll() {
 			continue
 		}
 		c.state = stClosed
-		unix.Close(c.fd)
+		unix.Close(int(c.fd))
 		l.nconns.Add(-1)
 		err := c.err
 		c.err = nil

@@ -475,7 +475,7 @@ func TestMemoryLifetimeUnderChurn(t *testing.T) {
 	for range s.loops {
 		select {
 		case r := <-reports:
-			wantInflight := 1 + len(s.loops[r.loop].listeners) // the eventfd poll and the accepts
+			wantInflight := 1 + len(s.loops[r.loop].listeners) // the eventfd poll and the listener polls
 			switch {
 			case r.err != nil:
 				t.Errorf("loop %d: %v", r.loop, r.err)
@@ -676,3 +676,39 @@ func (h *detachHandler) OnDrained(loop.Conn)      {}
 func (h *detachHandler) OnWake(loop.Conn)         {}
 func (h *detachHandler) OnClose(loop.Conn, error) {}
 func (h *detachHandler) OnTick(int, time.Time)    {}
+
+// TestOneEnterPerRoundTrip: on a lone keep-alive connection, a request and
+// its response cost the loop one io_uring_enter: the response's send (a
+// first send, MSG_DONTWAIT) and the wait for the next request go in the
+// same call, which waits for one completion more than the sends it
+// submits. It took two before (the send's own completion ended the wait).
+func TestOneEnterPerRoundTrip(t *testing.T) {
+	s, addr := serve(t, Backend{}, loop.Config{Handler: echoHandler{}})
+	c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip := func() {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "ping\n"); err != nil {
+			t.Fatal(err)
+		}
+		var b [5]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil || string(b[:]) != "ping\n" {
+			t.Fatalf("echo: %q, %v", b[:], err)
+		}
+	}
+	roundTrip() // accepted, receive armed
+	const n = 200
+	before := s.loops[0].enters.Load()
+	for range n {
+		roundTrip()
+	}
+	// Ticks, signals (EINTR) and a GC may add a few; two per round trip
+	// would be 2n.
+	if got := s.loops[0].enters.Load() - before; got > n*3/2 {
+		t.Errorf("%d io_uring_enter calls for %d round trips, want about one each", got, n)
+	}
+}

@@ -34,7 +34,6 @@ var requiredOps = []struct {
 	op   uint8
 	name string
 }{
-	{giouring.OpAccept, "IORING_OP_ACCEPT"},
 	{giouring.OpRecv, "IORING_OP_RECV"},
 	{giouring.OpSend, "IORING_OP_SEND"},
 	{giouring.OpPollAdd, "IORING_OP_POLL_ADD"},

@@ -155,7 +155,7 @@ const (
 	kindShutdown               // shutdown(SHUT_WR) of a closing connection
 	kindClose                  // close(2) of a connection
 	kindCancel                 // async cancel; its result is not needed
-	kindAccept                 // multishot accept on a listener
+	kindAccept                 // multishot readiness poll on a listener (see armAccept)
 	kindWake                   // multishot poll on the loop's eventfd
 )
 

@@ -18,6 +18,13 @@
 //     slot's previous request, so a SHUTDOWN or CLOSE landing in a slot last
 //     used by a SEND (MSG_NOSIGNAL) or POLL_ADD (its mask) failed with EINVAL:
 //     no FIN after a response, and a leaked descriptor.
+//   - register.go: UnregisterRingFd refused (EINVAL) exactly when a ring fd
+//     was registered (its test was inverted against liburing's), so
+//     QueueExit never unregistered it.
+//   - asyncd.go (new): exported accessors FlushSQ, EnterFd, SQFlags and
+//     Features, so that the loop can make its own io_uring_enter calls (a
+//     raw system call when it does not wait, a minimum completion count of
+//     its own).
 //   - doc.go: this comment.
 //
 // Known upstream defects that asyncd works around rather than patches (keep

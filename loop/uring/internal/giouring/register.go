@@ -368,7 +368,7 @@ func (ring *Ring) UnregisterRingFd() (uint, error) {
 		Offset: uint32(ring.enterRingFd),
 	}
 
-	if (ring.intFlags & IntFlagRegRing) != 0 {
+	if (ring.intFlags & IntFlagRegRing) == 0 {
 		return 0, syscall.EINVAL
 	}
 
