@@ -117,8 +117,9 @@ tree() { # a pid and all its descendants
 		tree $(ps -o pid= --ppid "$p" 2>/dev/null) 
 	done
 }
-ticks() { # utime+stime of the tree, in clock ticks
-	local sum=0 p s
+ticks() { # utime+stime of the tree, in clock ticks, with the root's reaped children (cutime+cstime)
+	local sum p s
+	sum=$(awk '{print $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0)
 	for p in $(tree "$1"); do
 		s=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
 		sum=$((sum + s))
