@@ -243,6 +243,9 @@ func binaryFor(t *testing.T, mod string) string {
 		return asyncdBin
 	case filepath.Join(repoRoot, customPluginDir):
 		return customBinary(t)
+	case filepath.Join(repoRoot, dbapiDir):
+		bin, _ := dbapiBinaries(t)
+		return bin
 	}
 	t.Fatalf("config in module %s: the test knows how to build only asyncd and %s", relPath(mod), customPluginDir)
 	return ""

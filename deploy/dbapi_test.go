@@ -1,0 +1,446 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The database-backed example (examples/dbapi/README.md) is tested here,
+// not in its own module: `make test` runs the main module's ./..., which
+// does not enter examples/, and this package already builds the team's
+// own binaries the way their READMEs say (custom_plugin_test.go).
+
+// dbapiDir is the example, relative to the repository root.
+const dbapiDir = "examples/dbapi"
+
+// dbapiBuildCommands are the two commands of the README's build line
+// (joined there with &&); the test runs exactly these in that directory.
+var dbapiBuildCommands = [][]string{
+	{"go", "build", "-o", "asyncd-dbapi", "."},
+	{"go", "build", "-o", "dbapi-standalone", "./standalone"},
+}
+
+var dbapiBuild struct {
+	once               sync.Once
+	asyncd, standalone string
+	err                error
+}
+
+// dbapiBinaries builds the example's two commands once per test binary,
+// with the README's commands, under the same lock discipline as
+// customBinary, and returns them moved out of the source tree.
+func dbapiBinaries(t *testing.T) (asyncd, standalone string) {
+	t.Helper()
+	dbapiBuild.once.Do(func() {
+		dbapiBuild.asyncd, dbapiBuild.standalone, dbapiBuild.err = buildDBAPI()
+	})
+	if dbapiBuild.err != nil {
+		t.Fatal(dbapiBuild.err)
+	}
+	return dbapiBuild.asyncd, dbapiBuild.standalone
+}
+
+func buildDBAPI() (string, string, error) {
+	dir := filepath.Join(repoRoot, dbapiDir)
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "asyncd-dbapi-build.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return "", "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", "", fmt.Errorf("lock the example build: %v", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+
+	tmp, err := os.MkdirTemp(filepath.Dir(asyncdBin), "dbapi-")
+	if err != nil {
+		return "", "", err
+	}
+	var bins []string
+	for _, argv := range dbapiBuildCommands {
+		built := filepath.Join(dir, argv[3])
+		cmd := exec.Command(goBin, argv[1:]...)
+		cmd.Dir = dir
+		cmd.Env = goEnvAsOnAFreshClone()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			os.Remove(built)
+			return "", "", fmt.Errorf("cd %s && %s: %v\n%s\n(after changing asyncd's go.mod, run `go mod tidy` in %s)",
+				dbapiDir, strings.Join(argv, " "), err, out, dbapiDir)
+		}
+		bin := filepath.Join(tmp, argv[3])
+		if err := os.Rename(built, bin); err != nil {
+			os.Remove(built)
+			return "", "", err
+		}
+		bins = append(bins, bin)
+	}
+	return bins[0], bins[1], nil
+}
+
+// TestDBAPIExampleTidy checks that the example's go.mod and go.sum are what
+// `go mod tidy` makes of them.
+func TestDBAPIExampleTidy(t *testing.T) {
+	cmd := exec.Command(goBin, "mod", "tidy", "-diff")
+	cmd.Dir = filepath.Join(repoRoot, dbapiDir)
+	cmd.Env = goEnvAsOnAFreshClone()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cd %s && go mod tidy -diff: %v\n%s\nrun `go mod tidy` there and commit go.mod and go.sum", dbapiDir, err, out)
+	}
+}
+
+// TestDBAPIExampleWithoutDatabase starts the example without DATABASE_URL,
+// as --check-config and a misconfigured deployment see it: asyncd must
+// start (the pool opens on first use, not when the handler is built) and
+// answer 503, and a request that needs no database still gets its 400.
+func TestDBAPIExampleWithoutDatabase(t *testing.T) {
+	checkDBAPIReadme(t)
+	asyncd, standalone := dbapiBinaries(t)
+	for _, s := range []struct{ name, bin string }{{"asyncd", asyncd}, {"net/http", standalone}} {
+		t.Run(s.name, func(t *testing.T) {
+			srv := startDBAPI(t, s.bin, nil)
+			for _, tt := range []struct {
+				path   string
+				status int
+				body   string
+			}{
+				{"/users/42", 503, `{"error":"database not configured"}`},
+				{"/users/abc", 400, `{"error":"id must be a positive integer"}`},
+			} {
+				status, _, body := srv.do(t, "GET", tt.path, "")
+				if status != tt.status || body != tt.body+"\n" {
+					t.Errorf("GET %s: %d %q; want %d %q\n%s", tt.path, status, body, tt.status, tt.body, srv.logs())
+				}
+			}
+			srv.stop(t)
+		})
+	}
+}
+
+// TestDBAPIExample starts a throw-away PostgreSQL, seeds it with the
+// example's schema.sql, and asks asyncd (asyncd.yaml, worker_class async)
+// and the standalone net/http server the same requests: each answer must
+// be right, and the two servers' answers to the same GETs identical.
+func TestDBAPIExample(t *testing.T) {
+	checkDBAPIReadme(t)
+	asyncd, standalone := dbapiBinaries(t)
+	pg := startPostgres(t)
+	pg.psql(t, "-v", "seed_users=50", "-f", filepath.Join(repoRoot, dbapiDir, "schema.sql"))
+	env := []string{"DATABASE_URL=" + pg.url + "&pool_max_conns=4"}
+
+	gets := []struct {
+		path   string
+		status int
+		want   string // a prefix of the body; the rest is compared across servers
+	}{
+		{"/users/42", 200, `{"id":42,"name":"User 42","email":"user42@example.com","created_at":"`},
+		{"/users?after=40&limit=2", 200, `[{"id":41,"name":"User 41",`},
+		{"/users?limit=0", 400, `{"error":"limit must be 1 to 100"}`},
+		{"/users/9999", 404, `{"error":"no user 9999"}`},
+		{"/users/abc", 400, `{"error":"id must be a positive integer"}`},
+	}
+	answers := map[string][]string{}
+	for i, s := range []struct{ name, bin string }{{"asyncd", asyncd}, {"net/http", standalone}} {
+		t.Run(s.name, func(t *testing.T) {
+			srv := startDBAPI(t, s.bin, env)
+			for _, tt := range gets {
+				status, _, body := srv.do(t, "GET", tt.path, "")
+				if status != tt.status || !strings.HasPrefix(body, tt.want) {
+					t.Errorf("GET %s: %d %q; want %d %q...", tt.path, status, body, tt.status, tt.want)
+				}
+				answers[tt.path] = append(answers[tt.path], fmt.Sprintf("%d %s", status, body))
+			}
+			if status, _, body := srv.do(t, "DELETE", "/users/1", ""); status != 405 {
+				t.Errorf("DELETE /users/1: %d %q; want 405 from the mux", status, body)
+			}
+
+			email := fmt.Sprintf("ada%d@example.com", i)
+			newUser := `{"name":"Ada","email":"` + email + `"}`
+			status, loc, body := srv.do(t, "POST", "/users", newUser)
+			var u struct {
+				ID    int64  `json:"id"`
+				Email string `json:"email"`
+			}
+			if err := json.Unmarshal([]byte(body), &u); status != 201 || err != nil || u.Email != email ||
+				loc != "/users/"+strconv.FormatInt(u.ID, 10) {
+				t.Fatalf("POST /users %s: %d Location %q %q (%v); want 201 with the new user and its Location", newUser, status, loc, body, err)
+			}
+			if status, _, body := srv.do(t, "GET", loc, ""); status != 200 || !strings.Contains(body, email) {
+				t.Errorf("GET %s after POST: %d %q; want 200 with %s", loc, status, body, email)
+			}
+			if status, _, body := srv.do(t, "POST", "/users", newUser); status != 409 {
+				t.Errorf("POST /users again with %s: %d %q; want 409", email, status, body)
+			}
+			if status, _, body := srv.do(t, "POST", "/users", `{"name":`); status != 400 {
+				t.Errorf("POST /users with broken JSON: %d %q; want 400", status, body)
+			}
+			srv.stop(t)
+			if t.Failed() {
+				t.Logf("%s output:\n%s", s.name, srv.logs())
+			}
+		})
+	}
+	paths := make([]string, 0, len(answers))
+	for p := range answers {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if a := answers[p]; len(a) == 2 && a[0] != a[1] {
+			t.Errorf("GET %s: asyncd answered %q, net/http %q: the same handler must give the same answer", p, a[0], a[1])
+		}
+	}
+}
+
+// checkDBAPIReadme fails when the README no longer shows the commands this
+// test runs.
+func checkDBAPIReadme(t *testing.T) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(repoRoot, dbapiDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := strings.Join(dbapiBuildCommands[0], " ") + " && " + strings.Join(dbapiBuildCommands[1], " ")
+	for _, want := range []string{build, "./asyncd-dbapi -c asyncd.yaml", "./dbapi-standalone -b 127.0.0.1:8001"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("%s/README.md no longer documents %q: update the README or this test", dbapiDir, want)
+		}
+	}
+}
+
+// dbapiServer is one of the example's commands, running.
+type dbapiServer struct {
+	addr    string
+	cmd     *exec.Cmd
+	exited  chan error
+	stopped bool
+	logs    func() string
+}
+
+// startDBAPI starts bin (asyncd-dbapi with asyncd.yaml, or the standalone)
+// in the example's directory on a free port, with env added, and waits
+// until it answers.
+func startDBAPI(t *testing.T, bin string, env []string) *dbapiServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	args := []string{"-b", addr} // the standalone's flag; asyncd's too
+	if filepath.Base(bin) == "asyncd-dbapi" {
+		// README: ./asyncd-dbapi -c asyncd.yaml; -b moves it off the
+		// example's fixed port 8000.
+		args = append([]string{"-c", "asyncd.yaml"}, args...)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = filepath.Join(repoRoot, dbapiDir)
+	cmd.Env = append(withoutVar(cleanEnv(), "DATABASE_URL"), env...)
+	var out bytes.Buffer
+	var mu sync.Mutex
+	cmd.Stdout = lockedWriter{&mu, &out}
+	cmd.Stderr = lockedWriter{&mu, &out}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &dbapiServer{addr: addr, cmd: cmd, exited: make(chan error, 1),
+		logs: func() string { mu.Lock(); defer mu.Unlock(); return out.String() }}
+	go func() { s.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if !s.stopped {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-s.exited
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		// A bad id is answered by the handler without the database.
+		if resp, err := http.Get("http://" + addr + "/users/abc"); err == nil {
+			resp.Body.Close()
+			return s
+		}
+		select {
+		case err := <-s.exited:
+			s.stopped = true
+			t.Fatalf("%s %s exited at start: %v\n%s", bin, strings.Join(args, " "), err, s.logs())
+		case <-ctx.Done():
+			t.Fatalf("%s did not answer on %s within 30s\n%s", bin, addr, s.logs())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// do sends one request and returns the status, the Location header and
+// the body.
+func (s *dbapiServer) do(t *testing.T, method, path, body string) (int, string, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", method, path, err, s.logs())
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (s *dbapiServer) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.exited:
+		s.stopped = true
+		if err != nil {
+			t.Errorf("after SIGTERM: %v\n%s", err, s.logs())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no exit within 60s of SIGTERM\n%s", s.logs())
+	}
+}
+
+func withoutVar(env []string, name string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// postgres is a throw-away PostgreSQL cluster listening only on a unix
+// socket in its own temporary directory (so no port can clash), stopped
+// and removed when the test ends.
+type postgres struct {
+	bin string // the server's bin directory (initdb, pg_ctl, psql)
+	dir string // data in dir/data, socket in dir
+	url string // a pgx/libpq URL for the database "dbapi" as user "dbapi"
+}
+
+// postgresBinDir finds PostgreSQL's server programs: `pg_config --bindir`,
+// else the newest /usr/lib/postgresql/N/bin (Debian puts them there, off
+// PATH), or "" with what was looked for.
+func postgresBinDir() (string, string) {
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		dir := strings.TrimSpace(string(out))
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err == nil {
+			return dir, ""
+		}
+	}
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	sort.Slice(found, func(i, j int) bool { return pgMajor(found[i]) > pgMajor(found[j]) })
+	if len(found) > 0 {
+		return filepath.Dir(found[0]), ""
+	}
+	return "", "no initdb in `pg_config --bindir` or /usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)"
+}
+
+func pgMajor(initdb string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
+	return n
+}
+
+// startPostgres initializes and starts a cluster, or skips the test where
+// PostgreSQL is not installed. initdb and the server refuse to run as
+// root: as root they run as the user postgres (or nobody), which owns the
+// directory.
+func startPostgres(t *testing.T) *postgres {
+	t.Helper()
+	bin, missing := postgresBinDir()
+	if bin == "" {
+		t.Skip("PostgreSQL is not installed: " + missing)
+	}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			if u, err = user.Lookup("nobody"); err != nil {
+				t.Fatalf("running as root, and neither the user postgres nor nobody exists to run initdb as: %v", err)
+			}
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	// Not t.TempDir: its parents are root's 0700 directories, which the
+	// server's user cannot enter. /tmp, and not a long $TMPDIR, because a
+	// unix socket's path must fit in 107 bytes.
+	dir, err := os.MkdirTemp("/tmp", "asyncd-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pg := &postgres{bin: bin, dir: dir, url: "postgres://dbapi@/dbapi?host=" + dir}
+	run := func(asServer bool, name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.Dir = dir
+		cmd.Env = append(withoutVar(os.Environ(), "PGDATA"), "LC_ALL=C")
+		if asServer && cred != nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			log, _ := os.ReadFile(filepath.Join(dir, "log"))
+			t.Fatalf("%s %s: %v\n%s\nserver log:\n%s", name, strings.Join(args, " "), err, out, log)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	run(true, "initdb", "-D", data, "-U", "dbapi", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+	run(true, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start",
+		"-o", "-k "+dir+" -c listen_addresses= -c fsync=off")
+	t.Cleanup(func() {
+		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
+		cmd.Dir = dir
+		if cred != nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("stop PostgreSQL: %v\n%s", err, out)
+		}
+	})
+	run(false, "createdb", "-h", dir, "-U", "dbapi", "dbapi")
+	return pg
+}
+
+// psql runs psql on the cluster's database with args.
+func (pg *postgres) psql(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(pg.bin, "psql"), append([]string{"-h", pg.dir, "-U", "dbapi", "-d", "dbapi", "-q"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("psql %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
