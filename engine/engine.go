@@ -277,8 +277,7 @@ type loopState struct {
 	inflightPub  int64        // the value last stored in inflightN: stored only on change
 	connsN       atomic.Int64
 	lastScan     time.Time
-	logBudget    int          // error-log lines left this second
-	waitingN     atomic.Int32 // PROTOTYPE direct write: len(waiting), for handlers
+	logBudget    int // error-log lines left this second
 }
 
 // phase is where a connection is in its request cycle.
@@ -449,7 +448,6 @@ func (l *loopState) remove(c *conn) {
 		for i, w := range l.waiting {
 			if w == c {
 				l.waiting = append(l.waiting[:i], l.waiting[i+1:]...)
-				l.waitingN.Store(int32(len(l.waiting)))
 				break
 			}
 		}
@@ -487,7 +485,6 @@ func (e *Engine) OnTick(idx int, now time.Time) {
 			continue
 		}
 		c := l.conns[i]
-		c.reconcileDirect(false) // PROTOTYPE direct write
 		if !c.bodyDeadline.IsZero() && !now.Before(c.bodyDeadline) {
 			c.pipeTimeout()
 		}
@@ -809,9 +806,6 @@ func (c *conn) process(in []byte) int {
 		case phaseClosing:
 			return len(in) // after Connection: close nothing more is read
 		case phaseRunning:
-			if c.reconcileDirect(true) {
-				continue // PROTOTYPE: finished by its handler; on to the next request
-			}
 			x := c.ctx
 			if x.bodyFailed {
 				// The body's framing broke: where the next request starts
@@ -1217,7 +1211,6 @@ func (c *conn) dispatch() dispatchResult {
 			return c.hold()
 		}
 		c.ownRequest()
-		c.markDirect(x) // PROTOTYPE direct write
 		x.offloop = true
 		x.state = ctxRunning
 		c.phase = phaseRunning
@@ -1265,7 +1258,6 @@ func (c *conn) hold() dispatchResult {
 	if !c.waiting {
 		c.waiting = true
 		c.l.waiting = append(c.l.waiting, c)
-		c.l.waitingN.Store(int32(len(c.l.waiting)))
 	}
 	return dispatchHeld
 }
@@ -1281,7 +1273,6 @@ func (l *loopState) admitWaiting() {
 	for len(l.waiting) > 0 && l.inflight < l.e.cfg.MaxInflight {
 		c := l.waiting[0]
 		l.waiting = l.waiting[1:]
-		l.waitingN.Store(int32(len(l.waiting)))
 		c.waiting = false
 		if c.phase == phaseBody && c.ctx != nil && c.ctx.streamHeld {
 			if c.startStream() == dispatchHeld {
@@ -1549,10 +1540,6 @@ func (x *Ctx) complete() {
 	}
 	x.state = ctxDone
 	lc := c.lc
-	if x.writeDirect(c) { // PROTOTYPE direct write
-		x.mu.Unlock()
-		return
-	}
 	x.mu.Unlock()
 	lc.Wake()
 }
@@ -1580,7 +1567,6 @@ func (c *conn) startStream() dispatchResult {
 		if !c.waiting {
 			c.waiting = true
 			l.waiting = append(l.waiting, c)
-			l.waitingN.Store(int32(len(l.waiting)))
 		}
 		return dispatchHeld
 	}

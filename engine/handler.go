@@ -132,10 +132,6 @@ type Ctx struct {
 	// handler handed its head to the loop (under mu): from then on a
 	// response went out, and it is observed even if it is cut short.
 	sentStatus int
-	// PROTOTYPE direct write (proto_directwrite.go): direct and fd are set
-	// on the loop at dispatch; written and wantWake under mu.
-	direct, written, wantWake bool
-	fd                        int
 	// lineCopy keeps the request line of a head still incomplete: the
 	// input it was parsed from is gone by the time a header timeout
 	// answers the request (savedLine).
@@ -549,7 +545,6 @@ func (c *Ctx) reset() {
 	c.bodySent = 0
 	c.sentStatus = 0
 	c.lineCopy = c.lineCopy[:0]
-	c.direct, c.written, c.wantWake, c.fd = false, false, false, -1
 	c.timedOut = false
 	if c.gone.Load() { // a load, not a store: an atomic store costs a locked instruction per request
 		c.gone.Store(false)

@@ -40,9 +40,6 @@ func BenchmarkNetHTTPAdapterTCP(b *testing.B) {
 		{"asyncd-async-epoll", asyncdServer(epoll.Backend{}, true)},
 		{"asyncd-sync-uring", asyncdServer(uring.Backend{}, false)},
 		{"asyncd-async-uring", asyncdServer(uring.Backend{}, true)},
-		// PROTOTYPE (engine/proto_directwrite.go): the handler writes its
-		// response itself, with no wake back to the loop.
-		{"asyncd-async-epoll-direct", withDirectWrite(asyncdServer(epoll.Backend{}, true))},
 	}
 	for _, conns := range []int{1, 64} {
 		for _, s := range servers {
@@ -101,13 +98,6 @@ func asyncdServer(backend loop.Backend, offLoop bool) func(b *testing.B) string 
 			cfg.Dispatch, cfg.Executor = engine.OffLoop, engine.NewTaskPoolForBench(b, 256)
 		}
 		return enginetest.Start(b, backend, cfg).Addr
-	}
-}
-
-func withDirectWrite(start func(b *testing.B) string) func(b *testing.B) string {
-	return func(b *testing.B) string {
-		b.Cleanup(engine.SetProtoDirectWrite(true))
-		return start(b)
 	}
 }
 
