@@ -294,7 +294,10 @@ func ParseBind(s string) (BindAddr, error) {
 			return BindAddr{}, fmt.Errorf("%q: write IPv6 addresses in brackets, e.g. [::1]:8000", s)
 		}
 		if !strings.Contains(s, ":") {
-			return BindAddr{}, fmt.Errorf("%q: missing port, e.g. %s:8000", s, s)
+			// The example is quoted as the value is: a control character in
+			// it must not break the one-line error.
+			eg := strconv.Quote(s + ":8000")
+			return BindAddr{}, fmt.Errorf("%q: missing port, e.g. %s", s, eg[1:len(eg)-1])
 		}
 		return BindAddr{}, fmt.Errorf("%q: not HOST:PORT, [IPv6]:PORT, :PORT, unix:PATH or fd://FD", s)
 	}
