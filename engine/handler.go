@@ -46,10 +46,9 @@ func (f HandlerFunc) Serve(c *Ctx) { f(c) }
 type ctxState uint8
 
 const (
-	ctxIdle      ctxState = iota // in a pool
-	ctxReceiving                 // head parsed, body arriving
-	ctxRunning                   // handler running
-	ctxDone                      // handler returned, response ready
+	ctxIdle    ctxState = iota // in a pool
+	ctxRunning                 // handler running
+	ctxDone                    // handler returned, response ready
 )
 
 // Ctx is one request and its response. The engine owns it: a handler must
@@ -98,10 +97,8 @@ type Ctx struct {
 	hasCtx      atomic.Bool // reqCtx set: set under mu, atomic so reset skips the lock when unset
 	expect100   bool        // 100 Continue still owed before reading the body
 	panicked    bool
-	readBody    bool
 	values      [4]any // handler-local storage for adapters (net/http)
 	bodyReader  bodyReader
-	statusLine  []byte
 	contentLen  int64 // set by SetContentLength for HEAD-style responses, -1 unset
 	mu          sync.Mutex
 	flushQueued bool
@@ -134,7 +131,7 @@ type Ctx struct {
 	sentStatus int
 	// lineCopy keeps the request line of a head still incomplete: the
 	// input it was parsed from is gone by the time a header timeout
-	// answers the request (savedLine).
+	// answers the request.
 	lineCopy []byte
 	// pathBuf holds the normalized path when it differs from req.Path
 	// (pathNorm): an owned buffer, so that it survives ownHead's re-parse
@@ -556,7 +553,6 @@ func (c *Ctx) reset() {
 	c.state = ctxIdle
 	c.expect100 = false
 	c.panicked = false
-	c.readBody = false
 	c.values = [4]any{}
 	c.bodyReader = bodyReader{}
 	c.contentLen = -1
@@ -581,7 +577,8 @@ func (c *Ctx) reset() {
 	}
 }
 
-// statusText is the reason phrase for code, or "Status" for unknown codes.
+// statusLine is the status line for code, with the reason phrase "Status"
+// for a code net/http does not know.
 func statusLine(code int) []byte {
 	if code >= 100 && code < 600 && statusLines[code] != nil {
 		return statusLines[code]

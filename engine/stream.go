@@ -287,7 +287,6 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 		c.lazy = lazyStreamed // read as a stream from here: Body stays nil
 	}
 	if pp := c.pipe; pp != nil && c.lazy != lazyLoaded {
-		c.readBody = true
 		if r.off < len(c.lazyBuf) {
 			// What Body took from the pipe before it found the body too
 			// large to buffer comes first.
@@ -303,6 +302,5 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, b[r.off:])
 	r.off += n
-	r.c.readBody = true
 	return n, nil
 }
