@@ -4,7 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unsafe"
+
+	"github.com/asyncd/asyncd/httpparse"
 )
 
 // statusLines holds "HTTP/1.1 <code> <reason>\r\n" for every code net/http
@@ -94,85 +95,6 @@ func (x *Ctx) setError(status int) {
 	x.out = append(x.out[:0], errorBody(status)...)
 }
 
-// s2b and b2s view strings as bytes and back without copying; the results
-// must not be modified or kept past the source's lifetime.
-func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// asciiEqualFold compares b with the ASCII string s, ignoring case.
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if x|0x20 != y|0x20 || (x|0x20) < 'a' || (x|0x20) > 'z' {
-			if x != y {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// asciiContainsTokenFold reports whether the comma-separated list v holds
-// token tok, ignoring case and surrounding whitespace.
-func asciiContainsTokenFold(v []byte, tok string) bool {
-	for len(v) > 0 {
-		i := 0
-		for i < len(v) && v[i] != ',' {
-			i++
-		}
-		item := v[:i]
-		for len(item) > 0 && (item[0] == ' ' || item[0] == '\t') {
-			item = item[1:]
-		}
-		for len(item) > 0 && (item[len(item)-1] == ' ' || item[len(item)-1] == '\t') {
-			item = item[:len(item)-1]
-		}
-		if asciiEqualFold(item, tok) {
-			return true
-		}
-		if i == len(v) {
-			break
-		}
-		v = v[i+1:]
-	}
-	return false
-}
-
-// findHeaderLine finds name in serialized "Name: value\r\n" lines.
-func findHeaderLine(hdrs []byte, name string) []byte {
-	for len(hdrs) > 0 {
-		end := 0
-		for end+1 < len(hdrs) && !(hdrs[end] == '\r' && hdrs[end+1] == '\n') {
-			end++
-		}
-		line := hdrs[:end]
-		if colon := indexByte(line, ':'); colon > 0 && asciiEqualFold(line[:colon], name) {
-			v := line[colon+1:]
-			for len(v) > 0 && v[0] == ' ' {
-				v = v[1:]
-			}
-			return v
-		}
-		if end+2 > len(hdrs) {
-			break
-		}
-		hdrs = hdrs[end+2:]
-	}
-	return nil
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
 // Canned answers the engine sends itself.
 var (
 	continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
@@ -184,4 +106,195 @@ func errorBody(status int) string {
 		return errorBodies[status]
 	}
 	return strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
+}
+
+// writeResponse serializes x's response into the loop's output batch and
+// reports whether the connection closes after it: the end of a stream can
+// decide that (a panic, or a body shorter than its declared length).
+func (c *conn) writeResponse(x *Ctx, closing bool) bool {
+	l := c.l
+	if x.hijacked {
+		return closing
+	}
+	if x.badHeader != "" && !x.streaming {
+		l.e.log.Error("handler set an invalid response header; answered 500", "route", routeName(x.route), "header", x.badHeader)
+		x.setError(500)
+	}
+	if x.streaming {
+		l.out = x.appendStreamTail(l.out)
+		return closing || x.closeAfter
+	}
+	l.out = x.appendResponse(l.out, l.date, closing)
+	return closing
+}
+
+func isHead(r *httpparse.Request) bool {
+	return len(r.Method) == 4 && string(r.Method) == "HEAD"
+}
+
+// SetStatus sets the response status code (default 200).
+func (c *Ctx) SetStatus(code int) {
+	if code < 100 || code > 999 {
+		code = 500
+	}
+	c.status = code
+}
+
+// Status returns the response status code set so far.
+func (c *Ctx) Status() int { return c.status }
+
+// SetContentType sets the Content-Type of the response.
+func (c *Ctx) SetContentType(v string) {
+	if !c.validValue(v) {
+		c.refuse("Content-Type")
+		return
+	}
+	c.ctype = append(c.ctype[:0], v...)
+}
+
+// SetHeader adds a response header field. Content-Length, Transfer-Encoding,
+// Date, Server and Connection belong to the engine and are refused here; a
+// name or value with CR, LF or another character not allowed in a field is
+// refused too, and the response becomes a 500 (logged).
+func (c *Ctx) SetHeader(name, value string) {
+	c.AddHeaderBytes(s2b(name), s2b(value))
+}
+
+// AddHeaderBytes is SetHeader for byte slices; it does not allocate.
+func (c *Ctx) AddHeaderBytes(name, value []byte) {
+	if !validName(name) || !c.validValue(b2s(value)) {
+		c.refuse(b2s(name))
+		return
+	}
+	switch {
+	case asciiEqualFold(name, "Content-Type"):
+		c.ctype = append(c.ctype[:0], value...)
+		return
+	case asciiEqualFold(name, "Content-Length"), asciiEqualFold(name, "Transfer-Encoding"),
+		asciiEqualFold(name, "Date"), asciiEqualFold(name, "Server"):
+		return // the engine owns framing and these
+	case asciiEqualFold(name, "Connection"):
+		if asciiContainsTokenFold(value, "close") {
+			c.closeAfter = true
+		}
+		return
+	}
+	c.hdrs = append(c.hdrs, name...)
+	c.hdrs = append(c.hdrs, ':', ' ')
+	c.hdrs = append(c.hdrs, value...)
+	c.hdrs = append(c.hdrs, '\r', '\n')
+}
+
+// ResponseHeaders returns the extra header lines set so far, serialized.
+func (c *Ctx) ResponseHeaders() []byte { return c.hdrs }
+
+// ResponseHeader returns the value of a response header set by the handler.
+func (c *Ctx) ResponseHeader(name string) []byte {
+	if asciiEqualFold(s2b(name), "Content-Type") {
+		return c.ctype
+	}
+	return findHeaderLine(c.hdrs, name)
+}
+
+// Write appends p to the response body. Off the loop, once the client has
+// left (or the request timed out) it drops p and returns ErrClientGone, so
+// a handler that ignores errors does not pile up output nobody will read.
+func (c *Ctx) Write(p []byte) (int, error) {
+	if c.streaming {
+		return c.streamWrite(p)
+	}
+	if c.offloop && c.gone.Load() {
+		return 0, ErrClientGone
+	}
+	c.out = append(c.out, p...)
+	return len(p), nil
+}
+
+// WriteString appends s to the response body, as Write.
+func (c *Ctx) WriteString(s string) (int, error) {
+	if c.streaming {
+		return c.streamWrite(s2b(s))
+	}
+	if c.offloop && c.gone.Load() {
+		return 0, ErrClientGone
+	}
+	c.out = append(c.out, s...)
+	return len(s), nil
+}
+
+// SetBody replaces the response body with p.
+func (c *Ctx) SetBody(p []byte) { c.out = append(c.out[:0], p...) }
+
+// SetBodyString replaces the response body with s.
+func (c *Ctx) SetBodyString(s string) { c.out = append(c.out[:0], s...) }
+
+// ResponseBody returns the response body built so far.
+func (c *Ctx) ResponseBody() []byte { return c.out }
+
+// SetConnectionClose makes the engine send "Connection: close" and close
+// the connection after this response.
+func (c *Ctx) SetConnectionClose() { c.closeAfter = true }
+
+// BytesSent reports the response bytes sent so far: status line, headers,
+// body and, for a streamed body, its chunk framing.
+func (c *Ctx) BytesSent() int64 { return c.bytesOut }
+
+// BodyBytesSent reports the response body bytes sent so far, without the
+// head or chunk framing (Gunicorn's resp.sent, the access log's %(B)s): 0
+// for HEAD, 1xx, 204 and 304; for a streamed body, what was handed to the
+// connection.
+func (c *Ctx) BodyBytesSent() int64 { return c.bodySent }
+
+func (c *Ctx) refuse(name string) {
+	if c.badHeader == "" {
+		if name == "" {
+			name = "(empty)"
+		}
+		c.badHeader = name
+	}
+}
+
+// validValue reports whether v may be sent as a field value: no CR, LF, NUL
+// or other control characters but HTAB.
+func (c *Ctx) validValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		b := v[i]
+		if b < 0x20 && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func validName(n []byte) bool {
+	if len(n) == 0 {
+		return false
+	}
+	for _, b := range n {
+		if !isTokenChar(b) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(b byte) bool {
+	switch {
+	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		return true
+	}
+	switch b {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// statusLine is the status line for code, with the reason phrase "Status"
+// for a code net/http does not know.
+func statusLine(code int) []byte {
+	if code >= 100 && code < 600 && statusLines[code] != nil {
+		return statusLines[code]
+	}
+	return append([]byte("HTTP/1.1 "+strconv.Itoa(code)+" Status"), '\r', '\n')
 }

@@ -2,20 +2,8 @@ package engine
 
 import (
 	"errors"
-	"io"
-	"net"
 	"strconv"
 )
-
-// ErrClientGone is returned by Write, Flush and Hijack of an off-loop
-// handler once the connection has closed or the request has timed out; what
-// was written is dropped.
-var ErrClientGone = errors.New("engine: client connection closed")
-
-// ErrHijackInline is returned by Hijack for a handler running on the event
-// loop: taking a connection over needs worker_class async (or gthread), or
-// a route marked blocking.
-var ErrHijackInline = errors.New("engine: hijack needs an off-loop handler (worker_class async or a blocking route)")
 
 // streamChunk is how much a stream writer stages before it hands output to
 // the loop.
@@ -201,106 +189,4 @@ func (c *Ctx) push() error {
 		return ErrClientGone
 	}
 	return nil
-}
-
-// hijackResult carries a detached connection from the loop to the handler.
-type hijackResult struct {
-	conn   net.Conn
-	unread []byte
-	err    error
-}
-
-// Hijack takes the connection over: the engine forgets it, and the caller
-// owns the returned net.Conn (and must close it). unread holds bytes the
-// client sent after this request's head and body that the engine had
-// already read. Nothing is written for this request by the engine
-// afterwards. It needs an off-loop handler (ErrHijackInline otherwise).
-func (c *Ctx) Hijack() (conn net.Conn, unread []byte, err error) {
-	if !c.offloop {
-		return nil, nil, ErrHijackInline
-	}
-	if c.streaming {
-		return nil, nil, errors.New("engine: hijack after the response started")
-	}
-	c.mu.Lock()
-	cn := c.conn
-	if cn == nil || c.timedOut {
-		c.mu.Unlock()
-		return nil, nil, ErrClientGone
-	}
-	ch := make(chan hijackResult, 1)
-	c.hijackCh = ch
-	lc := cn.lc
-	c.mu.Unlock()
-	if !lc.Wake() {
-		return nil, nil, ErrClientGone
-	}
-	r := <-ch
-	if r.err != nil {
-		return nil, nil, r.err
-	}
-	c.mu.Lock()
-	c.responseStarted() // the connection is the handler's: no deadline applies
-	c.mu.Unlock()
-	c.hijacked = true
-	return r.conn, r.unread, nil
-}
-
-// detach runs on the loop for Hijack: it removes the connection from the
-// loop and the engine, and hands its socket to the waiting handler.
-func (cn *conn) detach(x *Ctx, ch chan hijackResult) {
-	l := cn.l
-	f, unread, err := cn.lc.Detach()
-	if err != nil {
-		ch <- hijackResult{err: err}
-		return
-	}
-	nc, err := net.FileConn(f)
-	_ = f.Close()
-	if err != nil {
-		ch <- hijackResult{err: err}
-		return
-	}
-	// The engine forgets the connection: no OnClose follows a Detach.
-	cn.lc.SetContext(nil)
-	l.remove(cn)
-	x.mu.Lock()
-	x.conn = nil // the goroutine releases the Ctx when the handler returns
-	x.mu.Unlock()
-	cn.ctx = nil
-	l.inflight--
-	l.publishInflight()
-	l.admitWaiting()
-	ch <- hijackResult{conn: nc, unread: unread}
-}
-
-// bodyReader reads a buffered request body.
-type bodyReader struct {
-	c   *Ctx
-	off int
-}
-
-// Read implements io.Reader.
-func (r *bodyReader) Read(p []byte) (int, error) {
-	c := r.c
-	if c.lazy == lazyPending {
-		c.lazy = lazyStreamed // read as a stream from here: Body stays nil
-	}
-	if pp := c.pipe; pp != nil && c.lazy != lazyLoaded {
-		if r.off < len(c.lazyBuf) {
-			// What Body took from the pipe before it found the body too
-			// large to buffer comes first.
-			n := copy(p, c.lazyBuf[r.off:])
-			r.off += n
-			return n, nil
-		}
-		return pp.read(p, c.pipeWake)
-	}
-	b := r.c.body
-	if r.off >= len(b) {
-		return 0, io.EOF
-	}
-	n := copy(p, b[r.off:])
-	r.off += n
-	return n, nil
 }

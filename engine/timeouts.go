@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"log/slog"
 	"time"
 )
@@ -58,4 +59,140 @@ func (c *conn) sendTimeout() {
 	c.deadline = time.Time{}
 	c.sendSince = time.Time{}
 	c.lc.Abort()
+}
+
+// OnTick implements loop.Handler: the Date header, timeouts and draining.
+func (e *Engine) OnTick(idx int, now time.Time) {
+	l := e.loops[idx]
+	l.now = now
+	if ka := e.cfg.KeepAlive; ka > 0 {
+		l.idleDeadline = now.Add(ka) // once per tick, not per request (setIdle)
+	}
+	l.heartbeat.Store(now.UnixNano())
+	if s := now.Unix(); s != l.dateSec {
+		l.dateSec = s
+		l.date = appendDate(l.date[:0], now)
+		l.logBudget = 10
+		if old := e.dateSec.Load(); old != s && e.dateSec.CompareAndSwap(old, s) {
+			d := appendDate(nil, now)
+			e.dateLine.Store(&d)
+		}
+	}
+	if !l.draining && e.draining.Load() {
+		l.draining = true
+		l.lastScan = time.Time{}
+	}
+	if now.Sub(l.lastScan) < 100*time.Millisecond {
+		return
+	}
+	l.lastScan = now
+	// Iterate backwards: closing a connection may swap-remove it.
+	for i := len(l.conns) - 1; i >= 0; i-- {
+		if i >= len(l.conns) {
+			continue
+		}
+		c := l.conns[i]
+		if !c.bodyDeadline.IsZero() && !now.Before(c.bodyDeadline) {
+			c.pipeTimeout()
+		}
+		if st := e.cfg.SendTimeout; st > 0 && c.sendStalled(now, st) {
+			c.sendTimeout()
+			continue
+		}
+		if l.draining && c.quiet(now) {
+			c.phase = phaseClosing
+			c.lc.Close()
+			continue
+		}
+		if c.deadline.IsZero() || now.Before(c.deadline) {
+			continue
+		}
+		c.timeout()
+	}
+}
+
+// DefaultDrainIdle is how long a connection must stay idle before a
+// draining engine closes it. A keep-alive client that just got a response
+// is usually about to send the next request: closing then would race that
+// request (the client reads EOF where it expected an answer, and only some
+// clients retry). Left open, its next request is answered with Connection:
+// close and the client leaves politely. One idle this long is parked in a
+// pool; closing it can only meet a request sent at that very moment, the
+// keep-alive race every client handles (RFC 9112 §9.6), as on an ordinary
+// keep-alive timeout.
+const DefaultDrainIdle = time.Second
+
+// quiet reports whether a draining loop may close c now: idle, holding no
+// unread request (paused connections keep unconsumed input in the backend:
+// a request held for capacity, or pipelined behind pending output), and
+// idle for Config.DrainIdle.
+func (c *conn) quiet(now time.Time) bool {
+	return c.phase == phaseIdle && !c.paused && !c.waiting && now.Sub(c.idleSince) >= c.l.e.cfg.DrainIdle
+}
+
+// timeout handles an expired deadline.
+func (c *conn) timeout() {
+	l := c.l
+	c.deadline = time.Time{}
+	switch c.phase {
+	case phaseIdle:
+		c.phase = phaseClosing
+		c.lc.Close()
+	case phaseHead, phaseBody:
+		if l.logging() {
+			l.logf(slog.LevelInfo, "request timeout", "remote", c.lc.RemoteAddr(), "phase", c.phaseName())
+		}
+		x := c.ctx
+		if x == nil || x.conn == nil {
+			// The head is incomplete and the input it was parsed from is
+			// gone: the observer gets the copy of its request line, if any.
+			x = c.unparsed(false)
+		}
+		c.failAndClose(x, 408)
+	case phaseRunning:
+		x := c.ctx
+		x.mu.Lock()
+		if x.sentStatus != 0 || x.state == ctxDone {
+			// request_timeout bounds the wait for the response to start:
+			// its head went to the loop (a stream, which now runs as long
+			// as its client reads, bounded by send_timeout), or it is
+			// complete and OnWake will send it.
+			x.mu.Unlock()
+			return
+		}
+		x.timedOut = true
+		// A stream that had not pushed its head yet is answered 503 like
+		// any other request (its next push finds timedOut and drops the
+		// output).
+		// The 503 and the observer need the request, which the handler
+		// may go on using (and then release): take a copy under the lock.
+		y := c.snapshot(x)
+		running := x.state == ctxRunning
+		if running {
+			x.conn = nil // the goroutine releases it when the handler returns
+			x.gone.Store(true)
+			x.signal() // under the lock, as in OnClose
+			if ch := x.hijackCh; ch != nil {
+				x.hijackCh = nil
+				ch <- hijackResult{err: ErrClientGone}
+			}
+		}
+		x.endContext(context.DeadlineExceeded)
+		route, pipe := routeName(x.route), x.pipe
+		x.mu.Unlock()
+		// From here the goroutine may release x at any time: touch only
+		// what was copied above.
+		if pipe != nil {
+			pipe.finish(ErrClientGone)
+		}
+		c.ctx = nil
+		if !running {
+			l.e.putCtx(x)
+		}
+		l.inflight--
+		l.e.log.Warn("request_timeout exceeded", "route", route, "remote", c.lc.RemoteAddr(),
+			"timeout", l.e.cfg.RequestTimeout)
+		l.admitWaiting()
+		c.failAndClose(y, 503)
+	}
 }

@@ -2,10 +2,7 @@ package engine
 
 import (
 	"context"
-	"io"
 	"net/netip"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,15 +38,6 @@ type HandlerFunc func(c *Ctx)
 
 // Serve calls f(c).
 func (f HandlerFunc) Serve(c *Ctx) { f(c) }
-
-// ctxState tracks a Ctx through its life.
-type ctxState uint8
-
-const (
-	ctxIdle    ctxState = iota // in a pool
-	ctxRunning                 // handler running
-	ctxDone                    // handler returned, response ready
-)
 
 // Ctx is one request and its response. The engine owns it: a handler must
 // not keep it, or any slice it returned, after Serve returns.
@@ -140,16 +128,6 @@ type Ctx struct {
 	pathNorm bool
 }
 
-// lazyState is where a deferred body (deferBody) is for the handler.
-type lazyState uint8
-
-const (
-	lazyNone     lazyState = iota // not deferred
-	lazyPending                   // in the pipe, untouched: Body loads it
-	lazyLoaded                    // Body loaded it whole into lazyBuf
-	lazyStreamed                  // read as a stream (BodyReader, or too large for Body)
-)
-
 // Method returns the request method, e.g. "GET".
 func (c *Ctx) Method() []byte { return c.req.Method }
 
@@ -204,74 +182,6 @@ func (c *Ctx) Trailers() []httpparse.Header {
 	return c.chunk.Trailers
 }
 
-// Body returns the whole request body. Bodies up to the engine's body buffer
-// size are buffered before the handler runs; a larger one is streamed to a
-// handler running off the loop (whatever the worker class) and read with
-// BodyReader, and Body then returns nil (BodyStreamed reports it).
-//
-// A client that sent "Expect: 100-continue" has not sent its body yet: the
-// handler then runs off the loop before the body arrives, and the first
-// call of Body sends "100 Continue" and waits for the whole body. If it
-// turns out larger than the body buffer (a chunked body), or cannot be
-// read (client gone, bad framing, body_timeout), Body returns nil and
-// BodyStreamed reports true; BodyReader then yields the whole body (from
-// its start) or the error.
-func (c *Ctx) Body() []byte {
-	if c.lazy == lazyPending {
-		c.loadBody()
-	}
-	return c.body
-}
-
-// emptyBody is a loaded empty body: non-nil, so it is told from "none".
-var emptyBody = []byte{}
-
-// loadBody reads a deferred body from the pipe into lazyBuf. It runs on the
-// handler's goroutine, off the loop: deferBody dispatches only there.
-func (c *Ctx) loadBody() {
-	limit := c.e.cfg.BodyBufferSize
-	buf := c.lazyBuf[:0]
-	if n := c.req.ContentLength; !c.req.Chunked && n > 0 && int64(cap(buf)) < n {
-		buf = make([]byte, 0, n) // known size (at most the body buffer)
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, max(4096, cap(buf)))
-		}
-		// At most limit+1 bytes: one past the limit proves it too large.
-		n, err := c.pipe.read(buf[len(buf):min(cap(buf), limit+1)], c.pipeWake)
-		buf = buf[:len(buf)+n]
-		switch {
-		case err == io.EOF:
-			c.lazyBuf, c.lazy = buf, lazyLoaded
-			c.body = buf
-			if c.body == nil {
-				c.body = emptyBody
-			}
-			return
-		case err != nil || len(buf) > limit:
-			c.lazyBuf, c.lazy = buf, lazyStreamed
-			return
-		}
-	}
-}
-
-// BodyReader returns the request body as a stream. It works for buffered and
-// streamed bodies alike; reading it is what sends "100 Continue" to a client
-// that asked for it.
-func (c *Ctx) BodyReader() io.Reader {
-	c.bodyReader.c = c
-	return &c.bodyReader
-}
-
-// BodyStreamed reports whether the body is streamed (larger than the body
-// buffer): Body is then nil and BodyReader reads it as it arrives. For a
-// body deferred by "Expect: 100-continue" it reports false until Body or
-// BodyReader has looked at the body; check it after calling Body.
-func (c *Ctx) BodyStreamed() bool {
-	return c.pipe != nil && c.lazy != lazyPending && c.lazy != lazyLoaded
-}
-
 // RemoteAddr returns the client's address (after proxy-protocol or trusted
 // forwarding headers have been applied). It is the zero AddrPort on a unix
 // socket.
@@ -292,212 +202,12 @@ func (c *Ctx) Scheme() string {
 // Route returns the route that matched, or nil for the engine's own answers.
 func (c *Ctx) Route() *Route { return c.route }
 
-// Context returns the request's context, created on first use. For a
-// handler running off the loop, its Deadline is request_timeout's until
-// the response starts (its head is sent: Flush, or a net/http body past
-// 32 KiB) and none after; if request_timeout expires first, the context
-// is cancelled with Err context.DeadlineExceeded and the client gets 503.
-// It is cancelled with context.Canceled when the client goes away (or
-// stops reading for send_timeout), when the server stops, and when the
-// request ends. A handler on the loop (worker_class sync) has no deadline:
-// request_timeout cannot interrupt it.
-func (c *Ctx) Context() context.Context {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.reqCtx == nil {
-		c.reqCtx = newRequestContext(c.deadline, c.sentStatus != 0 || c.hijacked)
-		c.hasCtx.Store(true)
-		switch { // asked for after the request ended its way: done already
-		case c.timedOut:
-			c.reqCtx.end(context.DeadlineExceeded)
-		case c.gone.Load():
-			c.reqCtx.end(context.Canceled)
-		}
-	}
-	return c.reqCtx
-}
-
-// endContext cancels the request's context, if one was asked for, with
-// err. Call it under mu.
-func (c *Ctx) endContext(err error) {
-	if c.reqCtx != nil {
-		c.reqCtx.end(err)
-	}
-}
-
-// responseStarted lifts request_timeout's deadline from the request's
-// context: the response started (or the connection was hijacked). Call it
-// under mu.
-func (c *Ctx) responseStarted() {
-	if c.reqCtx != nil {
-		c.reqCtx.started.Store(true)
-	}
-}
-
 // Value returns slot i of the handler-local storage (i < 4), for adapters
 // that keep per-request state with the Ctx across pooled reuse.
 func (c *Ctx) Value(i int) any { return c.values[i] }
 
 // SetValue sets slot i of the handler-local storage.
 func (c *Ctx) SetValue(i int, v any) { c.values[i] = v }
-
-// SetStatus sets the response status code (default 200).
-func (c *Ctx) SetStatus(code int) {
-	if code < 100 || code > 999 {
-		code = 500
-	}
-	c.status = code
-}
-
-// Status returns the response status code set so far.
-func (c *Ctx) Status() int { return c.status }
-
-// SetContentType sets the Content-Type of the response.
-func (c *Ctx) SetContentType(v string) {
-	if !c.validValue(v) {
-		c.refuse("Content-Type")
-		return
-	}
-	c.ctype = append(c.ctype[:0], v...)
-}
-
-// SetHeader adds a response header field. Content-Length, Transfer-Encoding,
-// Date, Server and Connection belong to the engine and are refused here; a
-// name or value with CR, LF or another character not allowed in a field is
-// refused too, and the response becomes a 500 (logged).
-func (c *Ctx) SetHeader(name, value string) {
-	c.AddHeaderBytes(s2b(name), s2b(value))
-}
-
-// AddHeaderBytes is SetHeader for byte slices; it does not allocate.
-func (c *Ctx) AddHeaderBytes(name, value []byte) {
-	if !validName(name) || !c.validValue(b2s(value)) {
-		c.refuse(b2s(name))
-		return
-	}
-	switch {
-	case asciiEqualFold(name, "Content-Type"):
-		c.ctype = append(c.ctype[:0], value...)
-		return
-	case asciiEqualFold(name, "Content-Length"), asciiEqualFold(name, "Transfer-Encoding"),
-		asciiEqualFold(name, "Date"), asciiEqualFold(name, "Server"):
-		return // the engine owns framing and these
-	case asciiEqualFold(name, "Connection"):
-		if asciiContainsTokenFold(value, "close") {
-			c.closeAfter = true
-		}
-		return
-	}
-	c.hdrs = append(c.hdrs, name...)
-	c.hdrs = append(c.hdrs, ':', ' ')
-	c.hdrs = append(c.hdrs, value...)
-	c.hdrs = append(c.hdrs, '\r', '\n')
-}
-
-// ResponseHeaders returns the extra header lines set so far, serialized.
-func (c *Ctx) ResponseHeaders() []byte { return c.hdrs }
-
-// ResponseHeader returns the value of a response header set by the handler.
-func (c *Ctx) ResponseHeader(name string) []byte {
-	if asciiEqualFold(s2b(name), "Content-Type") {
-		return c.ctype
-	}
-	return findHeaderLine(c.hdrs, name)
-}
-
-// Write appends p to the response body. Off the loop, once the client has
-// left (or the request timed out) it drops p and returns ErrClientGone, so
-// a handler that ignores errors does not pile up output nobody will read.
-func (c *Ctx) Write(p []byte) (int, error) {
-	if c.streaming {
-		return c.streamWrite(p)
-	}
-	if c.offloop && c.gone.Load() {
-		return 0, ErrClientGone
-	}
-	c.out = append(c.out, p...)
-	return len(p), nil
-}
-
-// WriteString appends s to the response body, as Write.
-func (c *Ctx) WriteString(s string) (int, error) {
-	if c.streaming {
-		return c.streamWrite(s2b(s))
-	}
-	if c.offloop && c.gone.Load() {
-		return 0, ErrClientGone
-	}
-	c.out = append(c.out, s...)
-	return len(s), nil
-}
-
-// SetBody replaces the response body with p.
-func (c *Ctx) SetBody(p []byte) { c.out = append(c.out[:0], p...) }
-
-// SetBodyString replaces the response body with s.
-func (c *Ctx) SetBodyString(s string) { c.out = append(c.out[:0], s...) }
-
-// ResponseBody returns the response body built so far.
-func (c *Ctx) ResponseBody() []byte { return c.out }
-
-// SetConnectionClose makes the engine send "Connection: close" and close
-// the connection after this response.
-func (c *Ctx) SetConnectionClose() { c.closeAfter = true }
-
-// BytesSent reports the response bytes sent so far: status line, headers,
-// body and, for a streamed body, its chunk framing.
-func (c *Ctx) BytesSent() int64 { return c.bytesOut }
-
-// BodyBytesSent reports the response body bytes sent so far, without the
-// head or chunk framing (Gunicorn's resp.sent, the access log's %(B)s): 0
-// for HEAD, 1xx, 204 and 304; for a streamed body, what was handed to the
-// connection.
-func (c *Ctx) BodyBytesSent() int64 { return c.bodySent }
-
-func (c *Ctx) refuse(name string) {
-	if c.badHeader == "" {
-		if name == "" {
-			name = "(empty)"
-		}
-		c.badHeader = name
-	}
-}
-
-// validValue reports whether v may be sent as a field value: no CR, LF, NUL
-// or other control characters but HTAB.
-func (c *Ctx) validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		b := v[i]
-		if b < 0x20 && b != '\t' || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func validName(n []byte) bool {
-	if len(n) == 0 {
-		return false
-	}
-	for _, b := range n {
-		if !isTokenChar(b) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTokenChar(b byte) bool {
-	switch {
-	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
-		return true
-	}
-	switch b {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
 
 // maxPooledBuf is the largest response buffer a pooled Ctx keeps: one
 // large response must not pin its memory in the pool for every later
@@ -575,13 +285,4 @@ func (c *Ctx) reset() {
 		c.hasCtx.Store(false)
 		c.mu.Unlock()
 	}
-}
-
-// statusLine is the status line for code, with the reason phrase "Status"
-// for a code net/http does not know.
-func statusLine(code int) []byte {
-	if code >= 100 && code < 600 && statusLines[code] != nil {
-		return statusLines[code]
-	}
-	return append([]byte("HTTP/1.1 "+strconv.Itoa(code)+" Status"), '\r', '\n')
 }
