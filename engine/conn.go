@@ -54,6 +54,23 @@ type conn struct {
 	sendSince                    time.Time
 }
 
+func (c *conn) phaseName() string {
+	switch c.phase {
+	case phaseHead:
+		return "headers"
+	case phaseBody:
+		return "body"
+	}
+	return "idle"
+}
+
+// setIdle enters keep-alive idle between requests.
+func (c *conn) setIdle() {
+	c.phase = phaseIdle
+	c.idleSince = c.l.now
+	c.deadline = c.l.idleDeadline // zero without keep-alive
+}
+
 // OnOpen implements loop.Handler.
 func (e *Engine) OnOpen(lc loop.Conn) {
 	l := e.loops[lc.Loop()]
@@ -63,6 +80,37 @@ func (e *Engine) OnOpen(lc loop.Conn) {
 	l.conns = append(l.conns, c)
 	l.connsN.Store(int64(len(l.conns)))
 	lc.SetContext(c)
+}
+
+// OnRead implements loop.Handler: parse and serve as many requests as the
+// input holds, then write every response they produced at once.
+func (e *Engine) OnRead(lc loop.Conn, in []byte) int {
+	c, ok := lc.Context().(*conn)
+	if !ok || c == nil {
+		return len(in)
+	}
+	if c.proxy != proxyNone {
+		return c.proxyRead(in)
+	}
+	n := c.process(in)
+	c.flush()
+	c.l.bytesIn.Add(uint64(n))
+	return n
+}
+
+// OnDrained implements loop.Handler: output fell back under the limit.
+func (e *Engine) OnDrained(lc loop.Conn) {
+	c, ok := lc.Context().(*conn)
+	if !ok || c == nil {
+		return
+	}
+	if c.ctx != nil && c.ctx.streaming {
+		c.ctx.signal()
+	}
+	if c.paused && !c.waiting {
+		c.paused = false
+		lc.ResumeRead()
+	}
 }
 
 // OnClose implements loop.Handler.
@@ -121,61 +169,6 @@ func (e *Engine) OnClose(lc loop.Conn, err error) {
 			l.admitWaiting()
 		}
 	}
-}
-
-func (c *conn) phaseName() string {
-	switch c.phase {
-	case phaseHead:
-		return "headers"
-	case phaseBody:
-		return "body"
-	}
-	return "idle"
-}
-
-// setIdle enters keep-alive idle between requests.
-func (c *conn) setIdle() {
-	c.phase = phaseIdle
-	c.idleSince = c.l.now
-	c.deadline = c.l.idleDeadline // zero without keep-alive
-}
-
-// OnRead implements loop.Handler: parse and serve as many requests as the
-// input holds, then write every response they produced at once.
-func (e *Engine) OnRead(lc loop.Conn, in []byte) int {
-	c, ok := lc.Context().(*conn)
-	if !ok || c == nil {
-		return len(in)
-	}
-	if c.proxy != proxyNone {
-		return c.proxyRead(in)
-	}
-	n := c.process(in)
-	c.flush()
-	c.l.bytesIn.Add(uint64(n))
-	return n
-}
-
-// flush writes the responses accumulated during this callback.
-func (c *conn) flush() {
-	l := c.l
-	if n := uint64(len(l.out)); n > 0 {
-		c.lc.Write(l.out)
-		c.written += n
-		l.bytesOut.Add(n)
-		l.out = l.out[:0]
-	}
-	if l.runningRoute != nil {
-		l.running.Store(nil)
-		l.runningRoute = nil
-	}
-	l.publishInflight()
-}
-
-// overLimit reports whether the connection has more output pending than the
-// engine lets it have before it stops taking requests from it.
-func (c *conn) overLimit() bool {
-	return len(c.l.out)+c.lc.OutboundBuffered() > c.l.e.cfg.OutputBufferLimit
 }
 
 // process consumes requests from in and returns the bytes consumed.
@@ -410,6 +403,21 @@ func (c *conn) ownHead(head []byte) {
 	}
 }
 
+// ownRequest makes the request independent of the input buffer before it
+// leaves the loop.
+func (c *conn) ownRequest() {
+	x := c.ctx
+	if len(x.head) > 0 {
+		return
+	}
+	body := x.body
+	c.ownHead(c.rawHead)
+	if body != nil {
+		x.bodyBf = append(x.bodyBf[:0], body...)
+		x.body = x.bodyBf
+	}
+}
+
 type dispatchResult uint8
 
 const (
@@ -458,28 +466,6 @@ func (c *conn) dispatch() dispatchResult {
 	return dispatchDone
 }
 
-// ownRequest makes the request independent of the input buffer before it
-// leaves the loop.
-func (c *conn) ownRequest() {
-	x := c.ctx
-	if len(x.head) > 0 {
-		return
-	}
-	body := x.body
-	c.ownHead(c.rawHead)
-	if body != nil {
-		x.bodyBf = append(x.bodyBf[:0], body...)
-		x.body = x.bodyBf
-	}
-}
-
-// closing reports whether the connection closes after x's response.
-func (c *conn) closing(x *Ctx) bool {
-	// The engine's flag, not the loop's copy: from the moment Drain returns
-	// every response says close, not only from the loop's next tick.
-	return !x.req.KeepAlive || x.closeAfter || c.l.e.draining.Load()
-}
-
 // runInline runs the handler on the loop, turning a panic into a 500.
 func (c *conn) runInline(x *Ctx) {
 	defer func() {
@@ -488,6 +474,13 @@ func (c *conn) runInline(x *Ctx) {
 		}
 	}()
 	x.route.Handler.Serve(x)
+}
+
+// closing reports whether the connection closes after x's response.
+func (c *conn) closing(x *Ctx) bool {
+	// The engine's flag, not the loop's copy: from the moment Drain returns
+	// every response says close, not only from the loop's next tick.
+	return !x.req.KeepAlive || x.closeAfter || c.l.e.draining.Load()
 }
 
 // finish ends the request cycle on the loop: observe, release, and either
@@ -516,19 +509,26 @@ func (c *conn) finish(x *Ctx, closing bool) {
 	c.setIdle()
 }
 
-// OnDrained implements loop.Handler: output fell back under the limit.
-func (e *Engine) OnDrained(lc loop.Conn) {
-	c, ok := lc.Context().(*conn)
-	if !ok || c == nil {
-		return
+// flush writes the responses accumulated during this callback.
+func (c *conn) flush() {
+	l := c.l
+	if n := uint64(len(l.out)); n > 0 {
+		c.lc.Write(l.out)
+		c.written += n
+		l.bytesOut.Add(n)
+		l.out = l.out[:0]
 	}
-	if c.ctx != nil && c.ctx.streaming {
-		c.ctx.signal()
+	if l.runningRoute != nil {
+		l.running.Store(nil)
+		l.runningRoute = nil
 	}
-	if c.paused && !c.waiting {
-		c.paused = false
-		lc.ResumeRead()
-	}
+	l.publishInflight()
+}
+
+// overLimit reports whether the connection has more output pending than the
+// engine lets it have before it stops taking requests from it.
+func (c *conn) overLimit() bool {
+	return len(c.l.out)+c.lc.OutboundBuffered() > c.l.e.cfg.OutputBufferLimit
 }
 
 // pauseRead stops reading from the connection.

@@ -9,62 +9,6 @@ import (
 	"github.com/asyncd/asyncd/httpparse"
 )
 
-// errBodyTimeout fails a streamed body's read when the client stops
-// sending it for body_timeout.
-var errBodyTimeout = &httpparse.Error{Status: 408, Reason: "request body timeout"}
-
-// pipeTimeout ends a streamed body whose client went quiet for
-// body_timeout: the handler's read fails with errBodyTimeout (status 408),
-// and whatever it answers goes out with Connection: close, as after a body
-// whose framing broke (the rest of the body would be mistaken for a
-// request).
-func (c *conn) pipeTimeout() {
-	c.bodyDeadline = time.Time{}
-	x := c.ctx
-	if c.phase != phaseRunning || x == nil || x.pipe == nil || x.bodyDone || x.bodyFailed {
-		return
-	}
-	if c.l.logging() {
-		c.l.logf(slog.LevelInfo, "request timeout", "remote", c.lc.RemoteAddr(), "phase", "body")
-	}
-	x.pipe.finish(errBodyTimeout)
-	x.bodyFailed = true
-	c.pauseRead()
-}
-
-// armBody (re)starts body_timeout for a streamed body.
-func (c *conn) armBody() {
-	if bt := c.l.e.cfg.BodyTimeout; bt > 0 && !c.ctx.contOwed {
-		c.bodyDeadline = c.l.now.Add(bt)
-	}
-}
-
-// deferBody dispatches a request whose client waits for "100 Continue"
-// before it sends a body small enough to buffer. Buffering it first would
-// mean sending 100 for a handler that never reads the body (RFC 9110
-// §10.1.1: 100 asks for the content, so only a server that will read it
-// should send it). Instead the handler runs at once, off the loop, and the
-// body follows through the pipe as a streamed one does: the first
-// Ctx.Body (which then loads it whole) or BodyReader read sends the 100.
-// A handler that answers without touching the body gets no 100, and its
-// answer closes the connection (complete), since the body never came.
-func (c *conn) deferBody() dispatchResult {
-	c.ctx.lazy = lazyPending
-	return c.startStream()
-}
-
-// sendContinue answers Expect: 100-continue before the engine collects the
-// body itself: only for inline routes, whose handler must get the body
-// whole on the loop (deferBody does the rest).
-func (c *conn) sendContinue() {
-	x := c.ctx
-	if x.req.Expect100 && !x.expect100 {
-		x.expect100 = true
-		c.l.out = append(c.l.out, continue100...)
-		c.flush()
-	}
-}
-
 // readBody collects body bytes from in into the Ctx's own buffer; it
 // reports how many it consumed and whether the body is complete.
 func (c *conn) readBody(in []byte) (int, bool) {
@@ -96,6 +40,32 @@ func (c *conn) readBody(in []byte) (int, bool) {
 	x.body = x.bodyBf
 	c.deadline = time.Time{}
 	return need, true
+}
+
+// sendContinue answers Expect: 100-continue before the engine collects the
+// body itself: only for inline routes, whose handler must get the body
+// whole on the loop (deferBody does the rest).
+func (c *conn) sendContinue() {
+	x := c.ctx
+	if x.req.Expect100 && !x.expect100 {
+		x.expect100 = true
+		c.l.out = append(c.l.out, continue100...)
+		c.flush()
+	}
+}
+
+// deferBody dispatches a request whose client waits for "100 Continue"
+// before it sends a body small enough to buffer. Buffering it first would
+// mean sending 100 for a handler that never reads the body (RFC 9110
+// §10.1.1: 100 asks for the content, so only a server that will read it
+// should send it). Instead the handler runs at once, off the loop, and the
+// body follows through the pipe as a streamed one does: the first
+// Ctx.Body (which then loads it whole) or BodyReader read sends the 100.
+// A handler that answers without touching the body gets no 100, and its
+// answer closes the connection (complete), since the body never came.
+func (c *conn) deferBody() dispatchResult {
+	c.ctx.lazy = lazyPending
+	return c.startStream()
 }
 
 // startStream dispatches the request off the loop before its body is
@@ -218,6 +188,36 @@ func (c *conn) pauseForPipe(want int) bool {
 	}
 	return true
 }
+
+// armBody (re)starts body_timeout for a streamed body.
+func (c *conn) armBody() {
+	if bt := c.l.e.cfg.BodyTimeout; bt > 0 && !c.ctx.contOwed {
+		c.bodyDeadline = c.l.now.Add(bt)
+	}
+}
+
+// pipeTimeout ends a streamed body whose client went quiet for
+// body_timeout: the handler's read fails with errBodyTimeout (status 408),
+// and whatever it answers goes out with Connection: close, as after a body
+// whose framing broke (the rest of the body would be mistaken for a
+// request).
+func (c *conn) pipeTimeout() {
+	c.bodyDeadline = time.Time{}
+	x := c.ctx
+	if c.phase != phaseRunning || x == nil || x.pipe == nil || x.bodyDone || x.bodyFailed {
+		return
+	}
+	if c.l.logging() {
+		c.l.logf(slog.LevelInfo, "request timeout", "remote", c.lc.RemoteAddr(), "phase", "body")
+	}
+	x.pipe.finish(errBodyTimeout)
+	x.bodyFailed = true
+	c.pauseRead()
+}
+
+// errBodyTimeout fails a streamed body's read when the client stops
+// sending it for body_timeout.
+var errBodyTimeout = &httpparse.Error{Status: 408, Reason: "request body timeout"}
 
 // lazyState is where a deferred body (deferBody) is for the handler.
 type lazyState uint8

@@ -6,6 +6,48 @@ import (
 	"time"
 )
 
+// Context returns the request's context, created on first use. For a
+// handler running off the loop, its Deadline is request_timeout's until
+// the response starts (its head is sent: Flush, or a net/http body past
+// 32 KiB) and none after; if request_timeout expires first, the context
+// is cancelled with Err context.DeadlineExceeded and the client gets 503.
+// It is cancelled with context.Canceled when the client goes away (or
+// stops reading for send_timeout), when the server stops, and when the
+// request ends. A handler on the loop (worker_class sync) has no deadline:
+// request_timeout cannot interrupt it.
+func (c *Ctx) Context() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reqCtx == nil {
+		c.reqCtx = newRequestContext(c.deadline, c.sentStatus != 0 || c.hijacked)
+		c.hasCtx.Store(true)
+		switch { // asked for after the request ended its way: done already
+		case c.timedOut:
+			c.reqCtx.end(context.DeadlineExceeded)
+		case c.gone.Load():
+			c.reqCtx.end(context.Canceled)
+		}
+	}
+	return c.reqCtx
+}
+
+// endContext cancels the request's context, if one was asked for, with
+// err. Call it under mu.
+func (c *Ctx) endContext(err error) {
+	if c.reqCtx != nil {
+		c.reqCtx.end(err)
+	}
+}
+
+// responseStarted lifts request_timeout's deadline from the request's
+// context: the response started (or the connection was hijacked). Call it
+// under mu.
+func (c *Ctx) responseStarted() {
+	if c.reqCtx != nil {
+		c.reqCtx.started.Store(true)
+	}
+}
+
 // requestContext is the context.Context of one request (Ctx.Context). It
 // is its own type for one reason: request_timeout bounds only the wait for
 // the response to start, so its deadline is lifted once the response
@@ -74,45 +116,3 @@ func (r *requestContext) String() string { return "asyncd.requestContext" }
 // end cancels the context with err (context.DeadlineExceeded or
 // context.Canceled); the first call wins.
 func (r *requestContext) end(err error) { r.cancel(err) }
-
-// Context returns the request's context, created on first use. For a
-// handler running off the loop, its Deadline is request_timeout's until
-// the response starts (its head is sent: Flush, or a net/http body past
-// 32 KiB) and none after; if request_timeout expires first, the context
-// is cancelled with Err context.DeadlineExceeded and the client gets 503.
-// It is cancelled with context.Canceled when the client goes away (or
-// stops reading for send_timeout), when the server stops, and when the
-// request ends. A handler on the loop (worker_class sync) has no deadline:
-// request_timeout cannot interrupt it.
-func (c *Ctx) Context() context.Context {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.reqCtx == nil {
-		c.reqCtx = newRequestContext(c.deadline, c.sentStatus != 0 || c.hijacked)
-		c.hasCtx.Store(true)
-		switch { // asked for after the request ended its way: done already
-		case c.timedOut:
-			c.reqCtx.end(context.DeadlineExceeded)
-		case c.gone.Load():
-			c.reqCtx.end(context.Canceled)
-		}
-	}
-	return c.reqCtx
-}
-
-// endContext cancels the request's context, if one was asked for, with
-// err. Call it under mu.
-func (c *Ctx) endContext(err error) {
-	if c.reqCtx != nil {
-		c.reqCtx.end(err)
-	}
-}
-
-// responseStarted lifts request_timeout's deadline from the request's
-// context: the response started (or the connection was hijacked). Call it
-// under mu.
-func (c *Ctx) responseStarted() {
-	if c.reqCtx != nil {
-		c.reqCtx.started.Store(true)
-	}
-}

@@ -8,130 +8,6 @@ import (
 	"github.com/asyncd/asyncd/httpparse"
 )
 
-// statusLines holds "HTTP/1.1 <code> <reason>\r\n" for every code net/http
-// knows, built once so that writing a status line is a copy.
-var statusLines [600][]byte
-
-// errorBodies holds errorBody's text for the same codes, so that the
-// engine's own answers (404, parser rejections, timeouts) allocate nothing.
-var errorBodies [600]string
-
-func init() {
-	for code := 100; code < 600; code++ {
-		if t := http.StatusText(code); t != "" {
-			statusLines[code] = []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + t + "\r\n")
-			errorBodies[code] = strconv.Itoa(code) + " " + t + "\n"
-		}
-	}
-}
-
-// bodyAllowed reports whether a response with this status may carry a body
-// (RFC 9110 §6.4.1: not 1xx, 204 or 304).
-func bodyAllowed(status int) bool {
-	return status >= 200 && status != 204 && status != 304
-}
-
-// appendDate appends an IMF-fixdate "Date: ...\r\n" header line for t.
-func appendDate(b []byte, t time.Time) []byte {
-	b = append(b, "Date: "...)
-	b = t.UTC().AppendFormat(b, http.TimeFormat)
-	return append(b, '\r', '\n')
-}
-
-// appendHead serializes the status line and headers of x's response with
-// the given body length (-1 for chunked, -2 for close-delimited) into b.
-func (x *Ctx) appendHead(b, date []byte, bodyLen int64, closing bool) []byte {
-	b = append(b, statusLine(x.status)...)
-	b = append(b, x.e.serverLine...)
-	b = append(b, date...)
-	if len(x.ctype) > 0 {
-		b = append(b, "Content-Type: "...)
-		b = append(b, x.ctype...)
-		b = append(b, '\r', '\n')
-	}
-	b = append(b, x.hdrs...)
-	switch {
-	case x.status < 200 || x.status == 204 || x.status == 304:
-		// RFC 9110 §8.6, RFC 9112 §6.3: no framing headers for these.
-	case bodyLen == -1:
-		b = append(b, "Transfer-Encoding: chunked\r\n"...)
-	case bodyLen >= 0:
-		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, bodyLen, 10)
-		b = append(b, '\r', '\n')
-	}
-	if closing {
-		b = append(b, "Connection: close\r\n"...)
-	} else if x.req.Major == 1 && x.req.Minor == 0 {
-		b = append(b, "Connection: keep-alive\r\n"...)
-	}
-	return append(b, '\r', '\n')
-}
-
-// appendResponse serializes x's whole buffered response into b. A HEAD
-// response carries the Content-Length a GET would have, and no body.
-func (x *Ctx) appendResponse(b, date []byte, closing bool) []byte {
-	n := int64(len(x.out))
-	if x.contentLen >= 0 && len(x.out) == 0 && isHead(&x.req) {
-		n = x.contentLen
-	}
-	// b may already hold the responses to earlier pipelined requests:
-	// count only this one's bytes.
-	start := len(b)
-	b = x.appendHead(b, date, n, closing)
-	if bodyAllowed(x.status) && !isHead(&x.req) {
-		b = append(b, x.out...)
-		x.bodySent = int64(len(x.out))
-	}
-	x.bytesOut += int64(len(b) - start)
-	return b
-}
-
-// setError replaces the response with a plain-text error.
-func (x *Ctx) setError(status int) {
-	x.status = status
-	x.ctype = append(x.ctype[:0], "text/plain; charset=utf-8"...)
-	x.hdrs = x.hdrs[:0]
-	x.out = append(x.out[:0], errorBody(status)...)
-}
-
-// Canned answers the engine sends itself.
-var (
-	continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
-)
-
-// errorBody is the plain-text body of the engine's own error answers.
-func errorBody(status int) string {
-	if status >= 100 && status < 600 && errorBodies[status] != "" {
-		return errorBodies[status]
-	}
-	return strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
-}
-
-// writeResponse serializes x's response into the loop's output batch and
-// reports whether the connection closes after it: the end of a stream can
-// decide that (a panic, or a body shorter than its declared length).
-func (c *conn) writeResponse(x *Ctx, closing bool) bool {
-	l := c.l
-	if x.hijacked {
-		return closing
-	}
-	if x.badHeader != "" && !x.streaming {
-		l.e.log.Error("handler set an invalid response header; answered 500", "route", routeName(x.route), "header", x.badHeader)
-		x.setError(500)
-	}
-	if x.streaming {
-		l.out = x.appendStreamTail(l.out)
-		return closing || x.closeAfter
-	}
-	l.out = x.appendResponse(l.out, l.date, closing)
-	return closing
-}
-
-func isHead(r *httpparse.Request) bool {
-	return len(r.Method) == 4 && string(r.Method) == "HEAD"
-}
-
 // SetStatus sets the response status code (default 200).
 func (c *Ctx) SetStatus(code int) {
 	if code < 100 || code > 999 {
@@ -290,6 +166,83 @@ func isTokenChar(b byte) bool {
 	return false
 }
 
+// writeResponse serializes x's response into the loop's output batch and
+// reports whether the connection closes after it: the end of a stream can
+// decide that (a panic, or a body shorter than its declared length).
+func (c *conn) writeResponse(x *Ctx, closing bool) bool {
+	l := c.l
+	if x.hijacked {
+		return closing
+	}
+	if x.badHeader != "" && !x.streaming {
+		l.e.log.Error("handler set an invalid response header; answered 500", "route", routeName(x.route), "header", x.badHeader)
+		x.setError(500)
+	}
+	if x.streaming {
+		l.out = x.appendStreamTail(l.out)
+		return closing || x.closeAfter
+	}
+	l.out = x.appendResponse(l.out, l.date, closing)
+	return closing
+}
+
+// appendResponse serializes x's whole buffered response into b. A HEAD
+// response carries the Content-Length a GET would have, and no body.
+func (x *Ctx) appendResponse(b, date []byte, closing bool) []byte {
+	n := int64(len(x.out))
+	if x.contentLen >= 0 && len(x.out) == 0 && isHead(&x.req) {
+		n = x.contentLen
+	}
+	// b may already hold the responses to earlier pipelined requests:
+	// count only this one's bytes.
+	start := len(b)
+	b = x.appendHead(b, date, n, closing)
+	if bodyAllowed(x.status) && !isHead(&x.req) {
+		b = append(b, x.out...)
+		x.bodySent = int64(len(x.out))
+	}
+	x.bytesOut += int64(len(b) - start)
+	return b
+}
+
+// appendHead serializes the status line and headers of x's response with
+// the given body length (-1 for chunked, -2 for close-delimited) into b.
+func (x *Ctx) appendHead(b, date []byte, bodyLen int64, closing bool) []byte {
+	b = append(b, statusLine(x.status)...)
+	b = append(b, x.e.serverLine...)
+	b = append(b, date...)
+	if len(x.ctype) > 0 {
+		b = append(b, "Content-Type: "...)
+		b = append(b, x.ctype...)
+		b = append(b, '\r', '\n')
+	}
+	b = append(b, x.hdrs...)
+	switch {
+	case x.status < 200 || x.status == 204 || x.status == 304:
+		// RFC 9110 §8.6, RFC 9112 §6.3: no framing headers for these.
+	case bodyLen == -1:
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	case bodyLen >= 0:
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, bodyLen, 10)
+		b = append(b, '\r', '\n')
+	}
+	if closing {
+		b = append(b, "Connection: close\r\n"...)
+	} else if x.req.Major == 1 && x.req.Minor == 0 {
+		b = append(b, "Connection: keep-alive\r\n"...)
+	}
+	return append(b, '\r', '\n')
+}
+
+// setError replaces the response with a plain-text error.
+func (x *Ctx) setError(status int) {
+	x.status = status
+	x.ctype = append(x.ctype[:0], "text/plain; charset=utf-8"...)
+	x.hdrs = x.hdrs[:0]
+	x.out = append(x.out[:0], errorBody(status)...)
+}
+
 // statusLine is the status line for code, with the reason phrase "Status"
 // for a code net/http does not know.
 func statusLine(code int) []byte {
@@ -297,4 +250,51 @@ func statusLine(code int) []byte {
 		return statusLines[code]
 	}
 	return append([]byte("HTTP/1.1 "+strconv.Itoa(code)+" Status"), '\r', '\n')
+}
+
+// statusLines holds "HTTP/1.1 <code> <reason>\r\n" for every code net/http
+// knows, built once so that writing a status line is a copy.
+var statusLines [600][]byte
+
+// errorBodies holds errorBody's text for the same codes, so that the
+// engine's own answers (404, parser rejections, timeouts) allocate nothing.
+var errorBodies [600]string
+
+func init() {
+	for code := 100; code < 600; code++ {
+		if t := http.StatusText(code); t != "" {
+			statusLines[code] = []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + t + "\r\n")
+			errorBodies[code] = strconv.Itoa(code) + " " + t + "\n"
+		}
+	}
+}
+
+// errorBody is the plain-text body of the engine's own error answers.
+func errorBody(status int) string {
+	if status >= 100 && status < 600 && errorBodies[status] != "" {
+		return errorBodies[status]
+	}
+	return strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
+}
+
+// Canned answers the engine sends itself.
+var (
+	continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+)
+
+// bodyAllowed reports whether a response with this status may carry a body
+// (RFC 9110 §6.4.1: not 1xx, 204 or 304).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != 204 && status != 304
+}
+
+func isHead(r *httpparse.Request) bool {
+	return len(r.Method) == 4 && string(r.Method) == "HEAD"
+}
+
+// appendDate appends an IMF-fixdate "Date: ...\r\n" header line for t.
+func appendDate(b []byte, t time.Time) []byte {
+	b = append(b, "Date: "...)
+	b = t.UTC().AppendFormat(b, http.TimeFormat)
+	return append(b, '\r', '\n')
 }
