@@ -2,7 +2,7 @@ package engine
 
 import (
 	"log/slog"
-	"time"
+	"net/netip"
 
 	"github.com/asyncd/asyncd/httpparse"
 )
@@ -70,9 +70,7 @@ func (c *conn) failAndClose(x *Ctx, status int) {
 	c.ctx = nil
 	l.e.putCtx(x)
 	c.flush()
-	c.phase = phaseClosing
-	c.deadline = time.Time{}
-	c.lc.Close()
+	c.close()
 }
 
 // reject answers a parser error (an *httpparse.Error, or a malformed
@@ -95,8 +93,8 @@ func (c *conn) reject(err error) {
 		l.e.rejected[status].Add(1)
 	}
 	x := c.ctx
-	if x == nil || x.conn == nil {
-		x = c.unparsed(true) // the head did not parse (x.conn is set once it does)
+	if x == nil || x.off.conn == nil {
+		x = c.unparsed(true) // the head did not parse (off.conn is set once it does)
 	}
 	c.failAndClose(x, status)
 }
@@ -114,6 +112,18 @@ func (c *conn) answer(status int, extra string) {
 	}
 	x.hdrs = append(x.hdrs, extra...)
 	closing := !req.KeepAlive || hasBody || c.l.e.draining.Load() || x.closeAfter
-	closing = c.writeResponse(x, closing)
+	c.l.out, closing = x.appendEnd(c.l.out, c.l.date, closing)
 	c.finish(x, closing)
+}
+
+// answerBadRequest answers the current request, whose head parsed, 400
+// for reason: logged with the client's address remote, and counted as a
+// rejection. The connection closes if a body was to follow.
+func (c *conn) answerBadRequest(remote netip.AddrPort, reason string) {
+	l := c.l
+	if l.logging() {
+		l.logf(slog.LevelInfo, "bad request", "remote", remote, "status", 400, "reason", reason)
+	}
+	l.e.rejected[400].Add(1)
+	c.answer(400, "")
 }

@@ -3,39 +3,60 @@ package engine
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/asyncd/asyncd/httpparse"
 	"github.com/asyncd/asyncd/loop"
 )
 
-// phase is where a connection is in its request cycle.
+// phase is where a connection is in its request cycle. Every change of
+// it is one of the transitions below (in this file), each with the timer
+// its new phase runs under (conn.deadline, checked by OnTick):
+//
+//	from           to       transition    when                                  timer
+//	-              idle     toIdle        accepted (OnOpen)                     keepalive
+//	idle           head     toHead        part of a head (or PROXY header)      header_timeout
+//	head           idle     toIdle        a PROXY header is whole (proxyRead)   keepalive
+//	idle, head     body     toBody        a whole head (process)                none; body_timeout for a body
+//	body           running  toRunning     launched off the loop (launch)        request_timeout
+//	running        body     toBody        refused by the Executor (launch)      request_timeout's, left armed
+//	body           idle     toIdleUnread  handed back to the input (hold)       none: reads are paused
+//	body, running  idle     toIdle        response out, keep-alive (finish)     keepalive
+//	any            closing  close, abort  close, refusal, timeout, drain        none
+//
+// An inline handler runs in phaseBody (dispatch); a request the engine
+// answers itself (404, 405, ...) is finished from phaseBody too. A
+// hijacked connection leaves in phaseRunning: the engine forgets it
+// (detach).
 type phase uint8
 
 const (
 	phaseIdle    phase = iota // between requests (keep-alive)
 	phaseHead                 // part of a request head received
-	phaseBody                 // head complete, body arriving
-	phaseRunning              // handler running off the loop
+	phaseBody                 // head complete: its body arriving, or its handler running on the loop
+	phaseRunning              // launched: its handler runs off the loop
 	phaseClosing              // closing after the last response
 )
 
 // conn is the engine's per-connection state. It is small on purpose: an
 // idle keep-alive connection holds no buffers and no Ctx.
+//
+// Only its loop's goroutine touches a conn, with one exception: a
+// launched request's goroutine reads lc (under the Ctx's off.mu, to Wake
+// the loop), which changes only before the first request (proxyRead).
 type conn struct {
-	lc       loop.Conn
-	l        *loopState
-	idx      int
-	ctx      *Ctx // the request in progress, with its parser; nil while idle
-	phase    phase
-	paused   bool // we paused reading for back-pressure or capacity
-	waiting  bool // in l.waiting
+	lc    loop.Conn
+	l     *loopState
+	idx   int   // its index in l.conns
+	ctx   *Ctx  // the request in progress, with its parser; nil while idle
+	phase phase // see the table above; changed only by its transitions
+	// deadline is the current phase's timer (zero: none).
 	deadline time.Time
+	paused   bool // reading is paused: back-pressure, capacity or a streamed body's pipe
+	waiting  bool // in l.waiting, held for off-loop capacity
 	// idleSince is when the connection last went idle (its last response
 	// or its accept): a draining loop closes it only once it stays idle.
 	idleSince time.Time
-	served    uint32
 	// rawHead is the current request's head in the input buffer; it is only
 	// valid during OnRead.
 	rawHead []byte
@@ -54,6 +75,54 @@ type conn struct {
 	sendSince                    time.Time
 }
 
+// toIdle enters keep-alive idle between requests.
+func (c *conn) toIdle() {
+	c.phase = phaseIdle
+	c.idleSince = c.l.now
+	c.deadline = c.l.idleDeadline // zero without keep-alive
+}
+
+// toHead starts waiting for the rest of a head, under header_timeout.
+func (c *conn) toHead() {
+	c.phase = phaseHead
+	if ht := c.l.e.cfg.HeaderTimeout; ht > 0 {
+		c.deadline = c.l.now.Add(ht)
+	}
+}
+
+// toBody records a request whose head is whole: its body and then its
+// handler come next. The caller sets the timer (process clears it; a body
+// still arriving gets body_timeout in ownHead and readBody).
+func (c *conn) toBody() { c.phase = phaseBody }
+
+// toRunning records a request launched off the loop, and arms
+// request_timeout for it.
+func (c *conn) toRunning(x *Ctx) {
+	c.phase = phaseRunning
+	c.armRequestTimeout(x)
+}
+
+// toIdleUnread records a request handed back to the input by hold: the
+// connection reads nothing (it is paused) until admitWaiting lets it, and
+// then parses the request again. No timer: it waits for capacity, not
+// for the client.
+func (c *conn) toIdleUnread() { c.phase = phaseIdle }
+
+// close closes the connection once its output is sent; OnClose follows.
+func (c *conn) close() {
+	c.phase = phaseClosing
+	c.deadline = time.Time{}
+	c.lc.Close()
+}
+
+// abort closes the connection at once, dropping its output.
+func (c *conn) abort() {
+	c.phase = phaseClosing
+	c.deadline = time.Time{}
+	c.lc.Abort()
+}
+
+// phaseName names the phase in the log line of a header or body timeout.
 func (c *conn) phaseName() string {
 	switch c.phase {
 	case phaseHead:
@@ -64,19 +133,12 @@ func (c *conn) phaseName() string {
 	return "idle"
 }
 
-// setIdle enters keep-alive idle between requests.
-func (c *conn) setIdle() {
-	c.phase = phaseIdle
-	c.idleSince = c.l.now
-	c.deadline = c.l.idleDeadline // zero without keep-alive
-}
-
 // OnOpen implements loop.Handler.
 func (e *Engine) OnOpen(lc loop.Conn) {
 	l := e.loops[lc.Loop()]
 	c := &conn{lc: lc, l: l, idx: len(l.conns)}
 	c.proxy = e.proxyOpen(lc)
-	c.setIdle()
+	c.toIdle()
 	l.conns = append(l.conns, c)
 	l.connsN.Store(int64(len(l.conns)))
 	lc.SetContext(c)
@@ -105,7 +167,7 @@ func (e *Engine) OnDrained(lc loop.Conn) {
 		return
 	}
 	if c.ctx != nil && c.ctx.streaming {
-		c.ctx.signal()
+		c.ctx.off.signal()
 	}
 	if c.paused && !c.waiting {
 		c.paused = false
@@ -120,54 +182,15 @@ func (e *Engine) OnClose(lc loop.Conn, err error) {
 		return
 	}
 	lc.SetContext(nil)
-	l := c.l
-	l.remove(c)
-	if x := c.ctx; x != nil {
-		c.ctx = nil
-		x.mu.Lock()
-		running := x.state == ctxRunning
-		// An off-loop request counts in flight until OnWake, a timeout or
-		// a hijack uncounts it (each also clears c.ctx): one whose handler
-		// returned but whose Wake was not handled yet still counts.
-		counted := x.offloop
-		var cut *Ctx
-		if x.sentStatus != 0 && e.cfg.Observer != nil {
-			// The client left during a streamed response: that response
-			// went out, in part, and is observed as such. From a copy,
-			// since the handler may still own x.
-			cut = c.snapshot(x)
-		}
-		if running {
-			x.conn = nil // orphan: the goroutine releases it
-			x.gone.Store(true)
-			x.endContext(context.Canceled)
-			// Under the lock: once it is released the goroutine may
-			// recycle x, and a signal would reach another request.
-			x.signal() // a stream writer waiting for the loop gives up
-			if ch := x.hijackCh; ch != nil {
-				x.hijackCh = nil
-				ch <- hijackResult{err: ErrClientGone} // buffered: never blocks
-			}
-		}
-		pipe := x.pipe
-		x.mu.Unlock()
-		// From here an orphaned goroutine may release (reset) x at any
-		// time: touch only what was copied above.
-		if pipe != nil {
-			pipe.finish(ErrClientGone) // a pipe is never reused
-		}
-		if cut != nil {
-			e.observe(cut)
-			e.putCtx(cut)
-		}
-		if !running {
-			e.putCtx(x)
-		}
-		if counted {
-			l.inflight--
-			l.publishInflight() // no flush follows a close
-			l.admitWaiting()
-		}
+	c.l.remove(c)
+	if c.ctx == nil {
+		return
+	}
+	if cut, _ := c.orphan(context.Canceled); cut != nil {
+		// The client left during a streamed response: that response went
+		// out, in part, and is observed as such.
+		e.observe(cut)
+		e.putCtx(cut)
 	}
 }
 
@@ -207,8 +230,8 @@ func (c *conn) process(in []byte) int {
 			}
 			continue
 		case phaseBody:
-			if c.ctx.streamHeld {
-				if c.startStream() == dispatchHeld {
+			if c.ctx.bodyHeld {
+				if c.streamBody() == dispatchHeld {
 					return off
 				}
 				continue
@@ -250,10 +273,7 @@ func (c *conn) process(in []byte) int {
 		}
 		if n == 0 {
 			if c.phase != phaseHead {
-				c.phase = phaseHead
-				if e.cfg.HeaderTimeout > 0 {
-					c.deadline = l.now.Add(e.cfg.HeaderTimeout)
-				}
+				c.toHead()
 				if e.cfg.Observer != nil {
 					// A head refused before it is whole (408) is timed
 					// from its first bytes; a parsed one from its end.
@@ -280,17 +300,13 @@ func (c *conn) process(in []byte) int {
 		x.parser.Reset()
 		start := off
 		c.rawHead = in[off : off+n]
-		c.phase = phaseBody
+		c.toBody()
 		c.deadline = time.Time{}
-		x.conn = c
+		x.off.conn = c
 		x.remote = c.lc.RemoteAddr()
 		x.local = c.lc.LocalAddr()
 		if p := e.cfg.Proxies; p != nil && !x.applyForwarded(p) {
-			if l.logging() {
-				l.logf(slog.LevelInfo, "bad request", "remote", x.remote, "status", 400, "reason", "conflicting scheme headers")
-			}
-			e.rejected[400].Add(1)
-			c.answer(400, "")
+			c.answerBadRequest(x.remote, "conflicting scheme headers")
 			return len(in)
 		}
 		if e.cfg.Observer != nil {
@@ -333,7 +349,7 @@ func (c *conn) process(in []byte) int {
 		case req.ContentLength > int64(e.cfg.BodyBufferSize) && !x.route.Inline:
 			c.ownHead(c.rawHead)
 			off = bodyStart
-			if c.startStream() == dispatchHeld {
+			if c.streamBody() == dispatchHeld {
 				return off
 			}
 			continue
@@ -397,7 +413,6 @@ func (c *conn) ownHead(head []byte) {
 		// cannot happen: the same bytes parsed a moment ago
 		panic(fmt.Sprintf("engine: head re-parse failed: %v", err))
 	}
-	c.phase = phaseBody
 	if bt := c.l.e.cfg.BodyTimeout; bt > 0 {
 		c.deadline = c.l.now.Add(bt)
 	}
@@ -418,6 +433,9 @@ func (c *conn) ownRequest() {
 	}
 }
 
+// dispatchResult is what became of a request given to dispatch (or
+// streamBody): answered on the loop, launched off it, or held for
+// capacity (hold).
 type dispatchResult uint8
 
 const (
@@ -427,32 +445,19 @@ const (
 )
 
 // dispatch runs the handler for the request in c.ctx, whose body is
-// complete.
+// complete: on the loop, or off it (launch) for an off-loop class or a
+// blocking route.
 func (c *conn) dispatch() dispatchResult {
 	l := c.l
 	e := l.e
 	x := c.ctx
 	if (e.cfg.Dispatch == OffLoop || x.route.Blocking) && !x.route.Inline {
-		if l.inflight >= e.cfg.MaxInflight {
-			return c.hold()
-		}
-		c.ownRequest()
-		x.offloop = true
-		x.state = ctxRunning
-		c.phase = phaseRunning
-		c.armRequestTimeout(x)
-		l.inflight++
-		if !e.cfg.Executor.Submit(l.idx, x) {
-			l.inflight--
-			x.state = ctxIdle
-			x.offloop = false
-			x.deadline = time.Time{} // reset clears it only for an off-loop request
-			c.phase = phaseBody
+		if !c.launch(false) {
 			return c.hold()
 		}
 		return dispatchAsync
 	}
-	x.state = ctxRunning
+	x.off.state = ctxRunning
 	if l.runningRoute != x.route {
 		// Stored when the route changes, and cleared once the callback's
 		// batch is written (flush), not around every request: pipelined
@@ -460,20 +465,11 @@ func (c *conn) dispatch() dispatchResult {
 		l.running.Store(x.route)
 		l.runningRoute = x.route
 	}
-	c.runInline(x)
-	closing := c.writeResponse(x, c.closing(x))
+	x.serve()
+	var closing bool
+	l.out, closing = x.appendEnd(l.out, l.date, c.closing(x))
 	c.finish(x, closing)
 	return dispatchDone
-}
-
-// runInline runs the handler on the loop, turning a panic into a 500.
-func (c *conn) runInline(x *Ctx) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.l.e.handlerPanic(x, r)
-		}
-	}()
-	x.route.Handler.Serve(x)
 }
 
 // closing reports whether the connection closes after x's response.
@@ -487,26 +483,17 @@ func (c *conn) closing(x *Ctx) bool {
 // close or go back to idle.
 func (c *conn) finish(x *Ctx, closing bool) {
 	l := c.l
-	e := l.e
 	l.requests.Add(1) // per loop: a shared counter's cache line would bounce between loops
-	c.served++
-	e.observe(x) // the engine's own answers (404, 405 ...) too
-	hijacked := x.hijacked
+	l.e.observe(x)    // the engine's own answers (404, 405 ...) too
 	c.ctx = nil
 	c.bodyDeadline = time.Time{}
 	l.putCtx(x)
-	if hijacked {
-		c.phase = phaseClosing
-		return
-	}
 	if closing {
 		c.flush()
-		c.phase = phaseClosing
-		c.deadline = time.Time{}
-		c.lc.Close()
+		c.close()
 		return
 	}
-	c.setIdle()
+	c.toIdle()
 }
 
 // flush writes the responses accumulated during this callback.

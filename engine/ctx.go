@@ -1,10 +1,9 @@
 package engine
 
 import (
-	"context"
+	"fmt"
 	"net/netip"
-	"sync"
-	"sync/atomic"
+	"runtime/debug"
 	"time"
 
 	"github.com/asyncd/asyncd/httpparse"
@@ -39,6 +38,29 @@ type HandlerFunc func(c *Ctx)
 // Serve calls f(c).
 func (f HandlerFunc) Serve(c *Ctx) { f(c) }
 
+// serve runs x's handler, on the loop or off it, turning a panic into a
+// 500 (or, once the response started, a response cut short).
+func (x *Ctx) serve() {
+	defer func() {
+		if r := recover(); r != nil {
+			x.e.handlerPanic(x, r)
+		}
+	}()
+	x.route.Handler.Serve(x)
+}
+
+// handlerPanic logs a handler's panic, and answers 500 unless the response
+// already started (a stream, which then ends cut short: appendStreamTail)
+// or the connection was hijacked.
+func (e *Engine) handlerPanic(x *Ctx, r any) {
+	e.log.Error("handler panic", "route", routeName(x.route), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	x.panicked = true
+	if x.streaming || x.hijacked {
+		return
+	}
+	x.setError(500)
+}
+
 // Ctx is one request and its response. The engine owns it: a handler must
 // not keep it, or any slice it returned, after Serve returns.
 //
@@ -46,77 +68,32 @@ func (f HandlerFunc) Serve(c *Ctx) { f(c) }
 // or allocating. Response methods build into per-Ctx buffers that are reused
 // from request to request, so a handler that sets a few headers and a small
 // body allocates nothing.
+//
+// A Ctx belongs to one goroutine at a time, the request's: its loop's
+// while the request arrives, and while its handler runs there (inline);
+// from launch, the goroutine its off-loop handler runs on, until complete
+// hands it back to the loop (OnWake). Fields say where they differ from
+// that. The one place both goroutines meet is off, the hand-off
+// (handoff.go).
 type Ctx struct {
+	// The request: written on the loop before the handler runs, read-only
+	// after (the loop copies it, under off.mu, for a request it takes from
+	// a running handler: snapshot).
 	req httpparse.Request
 	// parser parses req's head: here, not in the connection, so that an
 	// idle keep-alive connection (which holds no Ctx) holds no parser.
 	parser httpparse.Parser
-	body   []byte // the whole request body when buffered
-	head   []byte // owned copy of the head, when the request left the input buffer
-	bodyBf []byte // owned body buffer (content-length or chunked, collected)
+	head   []byte // owned copy of the head, once the request left the input buffer (ownHead)
+	body   []byte // the whole body, when buffered; a deferred one's is loaded by the handler (loadBody)
+	bodyBf []byte // owned body buffer, collected (readBody) or copied (ownRequest); the pipe's first bytes
 	chunk  httpparse.ChunkedDecoder
-
-	remote  netip.AddrPort
-	local   netip.AddrPort
-	secure  bool
-	route   *Route
-	conn    *conn
+	remote netip.AddrPort
+	local  netip.AddrPort
+	secure bool
+	route  *Route
+	// started is when the request's head was whole (or, refused before
+	// that, began): the observer times the request from it.
 	started time.Time
-
-	// response
-	status      int
-	ctype       []byte
-	hdrs        []byte // serialized extra header lines: "Name: value\r\n"...
-	out         []byte // response body
-	wbuf        []byte // serialized response (off-loop handlers)
-	closeAfter  bool   // send Connection: close and close after the response
-	badHeader   string // first refused header, for the 500 log line
-	streaming   bool   // headers sent, chunked body being streamed
-	streamCL    int64  // declared Content-Length for a streamed body, -1 if chunked
-	streamSent  int64
-	hijacked    bool
-	bytesOut    int64
-	timedOut    bool        // request_timeout fired; the handler's result is discarded
-	gone        atomic.Bool // client left or request timed out while off the loop: set under mu, atomic so Write needs no lock
-	offloop     bool        // running on another goroutine
-	state       ctxState
-	wake        chan struct{} // off-loop flush waits here for the loop
-	reqCtx      *requestContext
-	hasCtx      atomic.Bool // reqCtx set: set under mu, atomic so reset skips the lock when unset
-	expect100   bool        // 100 Continue still owed before reading the body
-	panicked    bool
-	values      [4]any // handler-local storage for adapters (net/http)
-	bodyReader  bodyReader
-	contentLen  int64 // set by SetContentLength for HEAD-style responses, -1 unset
-	mu          sync.Mutex
-	flushQueued bool
-	hijackCh    chan hijackResult
-	pipe        *bodyPipe
-	decodeBuf   []byte // de-chunked body bytes on their way to the pipe (loop only)
-	pipeWake    func() bool
-	streamFed   int64
-	bodyDone    bool
-	bodyFailed  bool // the streamed body's framing broke (loop only)
-	streamHeld  bool
-	contOwed    bool // the pipe owes 100 Continue: body_timeout waits (loop only)
-	// lazy and lazyBuf are a deferred body's (deferBody), handler side.
-	lazy    lazyState
-	lazyBuf []byte
-	scratch []byte
-	e       *Engine
-
-	// deadline is request_timeout's for a handler off the loop, set on
-	// the loop before it runs; zero on the loop.
-	deadline time.Time
-
-	// bodySent is the response body bytes handed to the loop
-	// (BodyBytesSent). Off the loop a stream's push updates it under mu, so
-	// that the loop can read it while the handler still runs (snapshot).
-	bodySent int64
-	// sentStatus is the status of a streamed response once an off-loop
-	// handler handed its head to the loop (under mu): from then on a
-	// response went out, and it is observed even if it is cut short.
-	sentStatus int
 	// lineCopy keeps the request line of a head still incomplete: the
 	// input it was parsed from is gone by the time a header timeout
 	// answers the request.
@@ -126,6 +103,52 @@ type Ctx struct {
 	// and an off-loop handler.
 	pathBuf  []byte
 	pathNorm bool
+
+	// The request body on its way to the handler (reqbody.go). pipe is
+	// set on the loop before launch, and has a lock of its own; the loop
+	// alone touches decodeBuf ... continued, even while the handler runs,
+	// since it reads the body from the client.
+	pipe       *bodyPipe
+	decodeBuf  []byte // de-chunked body bytes on their way to the pipe
+	bodyFed    int64  // bytes of a Content-Length body fed to the pipe so far
+	bodyDone   bool   // the whole body went into the pipe
+	bodyFailed bool   // the streamed body's framing broke, or body_timeout ended it
+	bodyHeld   bool   // held for capacity before its stream started: streamBody again
+	contOwed   bool   // the pipe owes 100 Continue: body_timeout waits for it
+	continued  bool   // 100 Continue sent, or left to the pipe: never twice
+	// lazy and lazyBuf are a deferred body's (deferBody): set on the loop
+	// before launch, then the handler's. bodyReader is the handler's.
+	lazy       lazyState
+	lazyBuf    []byte
+	bodyReader bodyReader
+
+	// The response, built by the request's goroutine.
+	status     int
+	ctype      []byte
+	hdrs       []byte // serialized extra header lines: "Name: value\r\n"...
+	out        []byte // the body, or a stream's staged output
+	contentLen int64  // set by SetContentLength for HEAD-style responses, -1 unset
+	closeAfter bool   // send Connection: close and close after the response
+	badHeader  string // first refused header, for the 500 log line (failBadHeader)
+	panicked   bool
+	hijacked   bool
+	values     [4]any // handler-local storage for adapters (net/http)
+	// A streamed response (stream.go). The loop reads streaming while an
+	// off-loop handler runs (OnDrained), and only once a push made it
+	// true: the push's lock orders the two.
+	streaming  bool
+	streamCL   int64 // declared Content-Length for a streamed body, -1 if chunked, -2 close-delimited
+	streamSent int64 // body bytes framed so far
+	scratch    []byte
+	// bytesOut and bodySent are the response bytes, and its body bytes,
+	// handed to the loop (BytesSent, BodyBytesSent). Once launched they
+	// change under off.mu, so that the loop can read them while the
+	// handler still runs (snapshot).
+	bytesOut int64
+	bodySent int64
+
+	off handoff // shared with the loop once launched (handoff.go)
+	e   *Engine // set when the Ctx is made
 }
 
 // Method returns the request method, e.g. "GET".
@@ -232,57 +255,39 @@ func (c *Ctx) reset() {
 	c.bodyBf = c.bodyBf[:0]
 	c.chunk.Reset()
 	c.route = nil
-	c.conn = nil
 	c.pathNorm = false
 	c.started = time.Time{} // a refused head is timed from here (Engine.observe)
+	c.lineCopy = c.lineCopy[:0]
+	c.secure = false
+
+	c.pipe = nil
+	c.decodeBuf = keepBuf(c.decodeBuf)
+	c.bodyFed = 0
+	c.bodyDone = false
+	c.bodyFailed = false
+	c.bodyHeld = false
+	c.contOwed = false
+	c.continued = false
+	c.lazy = lazyNone
+	c.lazyBuf = keepBuf(c.lazyBuf)
+	c.bodyReader = bodyReader{}
+
 	c.status = 200
 	c.ctype = c.ctype[:0]
 	c.hdrs = c.hdrs[:0]
 	c.out = keepBuf(c.out)
-	c.wbuf = keepBuf(c.wbuf)
-	c.scratch = keepBuf(c.scratch)
-	c.decodeBuf = keepBuf(c.decodeBuf)
+	c.contentLen = -1
 	c.closeAfter = false
 	c.badHeader = ""
+	c.panicked = false
+	c.hijacked = false
+	c.values = [4]any{}
 	c.streaming = false
 	c.streamCL = -1
 	c.streamSent = 0
-	c.hijacked = false
+	c.scratch = keepBuf(c.scratch)
 	c.bytesOut = 0
 	c.bodySent = 0
-	c.sentStatus = 0
-	c.lineCopy = c.lineCopy[:0]
-	c.timedOut = false
-	if c.gone.Load() { // a load, not a store: an atomic store costs a locked instruction per request
-		c.gone.Store(false)
-	}
-	if c.offloop { // only off-loop requests have one: no store (and write barrier) for the others
-		c.deadline = time.Time{}
-	}
-	c.offloop = false
-	c.state = ctxIdle
-	c.expect100 = false
-	c.panicked = false
-	c.values = [4]any{}
-	c.bodyReader = bodyReader{}
-	c.contentLen = -1
-	c.flushQueued = false
-	c.hijackCh = nil
-	c.pipe = nil
-	c.pipeWake = nil
-	c.streamFed = 0
-	c.bodyDone = false
-	c.bodyFailed = false
-	c.streamHeld = false
-	c.contOwed = false
-	c.lazy = lazyNone
-	c.lazyBuf = keepBuf(c.lazyBuf)
-	c.secure = false
-	if c.hasCtx.Load() { // most requests never ask for a Context: no lock for them
-		c.mu.Lock()
-		c.reqCtx.end(context.Canceled)
-		c.reqCtx = nil
-		c.hasCtx.Store(false)
-		c.mu.Unlock()
-	}
+
+	c.off.reset()
 }

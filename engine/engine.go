@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,19 +79,25 @@ type Config struct {
 	Loops int
 }
 
-// Engine is a loop.Handler that speaks HTTP/1.1.
+// Engine is a loop.Handler that speaks HTTP/1.1. Its methods are safe from
+// any goroutine, but the loop.Handler ones, which each loop calls on its
+// own goroutine.
 type Engine struct {
+	// Set by New and read-only after.
 	cfg        Config
 	log        *slog.Logger
-	loops      []*loopState
+	loops      []*loopState // one per loop; each touched by its loop (loopstate.go)
 	serverLine []byte
-	draining   atomic.Bool
-	ctxPool    sync.Pool
+
+	// Any goroutine.
+	draining atomic.Bool
+	ctxPool  sync.Pool // reset Ctxs, for loops out of spares and for snapshot
 	// dateLine is the current "Date: ...\r\n" line for off-loop
-	// goroutines; loops keep their own copy.
+	// goroutines, replaced (never changed) by the first loop whose tick
+	// sees a new second (dateSec); loops keep their own copy.
 	dateLine atomic.Pointer[[]byte]
 	dateSec  atomic.Int64
-	rejected [600]atomic.Uint64
+	rejected [600]atomic.Uint64 // requests refused, by status
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -255,7 +260,7 @@ func (e *Engine) getCtx() *Ctx {
 	}
 	c := &Ctx{status: 200, streamCL: -1, contentLen: -1, e: e}
 	c.parser.Limits = e.cfg.Limits
-	c.wake = make(chan struct{}, 1)
+	c.off.wake = make(chan struct{}, 1)
 	return c
 }
 
@@ -264,6 +269,7 @@ func (e *Engine) putCtx(c *Ctx) {
 	e.ctxPool.Put(c)
 }
 
+// routeName names r in log lines: its Name, or its path.
 func routeName(r *Route) string {
 	if r == nil {
 		return ""
@@ -272,15 +278,6 @@ func routeName(r *Route) string {
 		return r.Name
 	}
 	return r.Path
-}
-
-func (e *Engine) handlerPanic(x *Ctx, r any) {
-	e.log.Error("handler panic", "route", routeName(x.route), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	x.panicked = true
-	if x.streaming || x.hijacked {
-		return
-	}
-	x.setError(500)
 }
 
 // observe tells the observer about x's response, timed from x.started

@@ -6,32 +6,45 @@ import (
 	"time"
 )
 
-// loopState is the engine's state for one event loop; only that loop's
-// goroutine touches it (except the atomics).
+// loopState is the engine's state for one event loop. Only that loop's
+// goroutine touches it, but the atomics, which other goroutines read
+// (Engine.Stats, Heartbeats, Blocked).
 type loopState struct {
-	e            *Engine
-	idx          int
-	conns        []*conn
-	out          []byte // responses produced during one callback, written once
-	date         []byte
-	dateSec      int64
-	now          time.Time
-	inflight     int
-	waiting      []*conn // connections held back for off-loop capacity
-	draining     bool
-	heartbeat    atomic.Int64
-	running      atomic.Pointer[Route] // route of the inline handler running now (or that ran last in this callback)
-	runningRoute *Route                // the loop's copy of running, so it is stored only on change
-	idleDeadline time.Time             // now + KeepAlive, set at each tick; zero without keep-alive
-	spare        []*Ctx                // reset Ctxs kept for this loop's next requests (getCtx)
-	requests     atomic.Uint64         // requests finished on this loop (Engine.Requests sums them)
-	bytesIn      atomic.Uint64
-	bytesOut     atomic.Uint64
-	inflightN    atomic.Int64 // inflight, readable off the loop
-	inflightPub  int64        // the value last stored in inflightN: stored only on change
-	connsN       atomic.Int64
-	lastScan     time.Time
-	logBudget    int // error-log lines left this second
+	e        *Engine
+	idx      int
+	conns    []*conn // every open connection, for OnTick's scan (conn.idx is its index)
+	out      []byte  // responses produced during one callback, written once (conn.flush)
+	date     []byte  // "Date: ...\r\n" for the current second
+	dateSec  int64
+	now      time.Time // the last tick's time: timers are armed from it
+	draining bool      // the loop's copy of Engine.draining, taken at a tick
+	lastScan time.Time // the last scan of conns for expired timers
+	// idleDeadline is now + KeepAlive, set at each tick; zero without
+	// keep-alive.
+	idleDeadline time.Time
+	logBudget    int    // error-log lines left this second (logf)
+	spare        []*Ctx // reset Ctxs kept for this loop's next requests (getCtx)
+
+	// Off-loop capacity (handoff.go): inflight requests are launched and
+	// not yet finished, at most Config.MaxInflight; waiting connections
+	// hold a request until one finishes.
+	inflight    int
+	inflightPub int64   // the value last stored in inflightN: stored only on change
+	waiting     []*conn // connections held back for off-loop capacity
+
+	// running is the route of the inline handler running now (or that ran
+	// last in this callback), for Engine.Blocked; runningRoute is the
+	// loop's copy, so that running is stored only on change.
+	running      atomic.Pointer[Route]
+	runningRoute *Route
+
+	// Read by other goroutines.
+	heartbeat atomic.Int64  // the last tick, Unix nanoseconds
+	requests  atomic.Uint64 // requests finished on this loop (Engine.Requests sums them)
+	bytesIn   atomic.Uint64
+	bytesOut  atomic.Uint64
+	inflightN atomic.Int64 // inflight, readable off the loop
+	connsN    atomic.Int64 // len(conns), readable off the loop
 }
 
 // maxSpareCtx is how many reset Ctxs a loop keeps for itself.

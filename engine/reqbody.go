@@ -9,6 +9,16 @@ import (
 	"github.com/asyncd/asyncd/httpparse"
 )
 
+// Request bodies. One already in the input is used in place (process).
+// One still arriving is collected whole into the Ctx (readBody), under
+// body_timeout, up to Config.BodyBufferSize. A larger one streams to a
+// handler launched before it is complete (streamBody): the loop feeds it
+// through a bodyPipe (feedPipe) as the handler reads it, and stops reading
+// from the client while the pipe is full. A body the client holds back
+// for "Expect: 100-continue" goes the same way to an off-loop handler
+// (deferBody), whose first read asks for it. The handler's side is Body
+// and BodyReader.
+
 // readBody collects body bytes from in into the Ctx's own buffer; it
 // reports how many it consumed and whether the body is complete.
 func (c *conn) readBody(in []byte) (int, bool) {
@@ -27,7 +37,7 @@ func (c *conn) readBody(in []byte) (int, bool) {
 			x.body = x.bodyBf
 			c.deadline = time.Time{}
 		} else if len(x.bodyBf) > c.l.e.cfg.BodyBufferSize && !x.route.Inline {
-			c.startStream() // too large to buffer: stream the rest
+			c.streamBody() // too large to buffer: stream the rest
 		}
 		return n, done
 	}
@@ -47,8 +57,8 @@ func (c *conn) readBody(in []byte) (int, bool) {
 // whole on the loop (deferBody does the rest).
 func (c *conn) sendContinue() {
 	x := c.ctx
-	if x.req.Expect100 && !x.expect100 {
-		x.expect100 = true
+	if x.req.Expect100 && !x.continued {
+		x.continued = true
 		c.l.out = append(c.l.out, continue100...)
 		c.flush()
 	}
@@ -65,51 +75,38 @@ func (c *conn) sendContinue() {
 // answer closes the connection (complete), since the body never came.
 func (c *conn) deferBody() dispatchResult {
 	c.ctx.lazy = lazyPending
-	return c.startStream()
+	return c.streamBody()
 }
 
-// startStream dispatches the request off the loop before its body is
-// complete; the loop then feeds the body through a pipe (feedPipe).
-func (c *conn) startStream() dispatchResult {
-	l := c.l
-	e := l.e
-	x := c.ctx
-	if l.inflight >= e.cfg.MaxInflight {
-		x.streamHeld = true
-		if !c.paused {
-			c.paused = true
-			c.lc.PauseRead()
-		}
-		if !c.waiting {
-			c.waiting = true
-			l.waiting = append(l.waiting, c)
-		}
-		return dispatchHeld
+// streamBody dispatches the request off the loop before its body is
+// complete; the loop then feeds the body to the handler through a pipe
+// (feedPipe). Without off-loop capacity the request is held, its body
+// waiting in the backend, until admitWaiting calls streamBody again.
+func (c *conn) streamBody() dispatchResult {
+	if !c.launch(true) {
+		c.ctx.bodyHeld = true
+		return c.hold()
 	}
-	x.streamHeld = false
-	p := newBodyPipe(x.req.Expect100 && !x.expect100)
-	x.contOwed = x.req.Expect100 && !x.expect100
-	x.expect100 = true
+	return dispatchAsync
+}
+
+// openPipe gives c's request the pipe its body streams through, as launch
+// starts it. What was buffered of the body so far goes first; 100
+// Continue, if still owed, is left to the handler's first read.
+func (c *conn) openPipe() {
+	x := c.ctx
+	x.bodyHeld = false
+	owed := x.req.Expect100 && !x.continued
+	p := newBodyPipe(owed, c.lc.Wake)
+	x.contOwed = owed
+	x.continued = true
 	if len(x.bodyBf) > 0 {
 		p.buf = x.bodyBf // what was buffered so far goes first
-		p.received = int64(len(x.bodyBf))
-		x.streamFed = int64(len(x.bodyBf))
+		x.bodyFed = int64(len(x.bodyBf))
 		x.bodyBf = nil
 		p.full = true
 	}
 	x.pipe = p
-	lc := c.lc
-	x.pipeWake = lc.Wake
-	x.offloop = true
-	x.state = ctxRunning
-	c.phase = phaseRunning
-	c.armRequestTimeout(x)
-	l.inflight++
-	c.armBody()
-	if !e.cfg.Executor.Submit(l.idx, x) {
-		go x.Run() // the executor is full but the body must move: run anyway
-	}
-	return dispatchAsync
 }
 
 // feedPipe moves body bytes from in to the streaming handler; stop reports
@@ -156,11 +153,11 @@ func (c *conn) feedPipe(in []byte) (n int, stop bool) {
 			return used, true // need more input
 		}
 	}
-	left := x.req.ContentLength - x.streamFed
+	left := x.req.ContentLength - x.bodyFed
 	take := int(min(int64(len(in)), left, int64(space)))
 	p.feed(in[:take])
-	x.streamFed += int64(take)
-	if x.streamFed == x.req.ContentLength {
+	x.bodyFed += int64(take)
+	if x.bodyFed == x.req.ContentLength {
 		p.finish(nil)
 		x.bodyDone = true
 		c.bodyDeadline = time.Time{}
@@ -187,6 +184,26 @@ func (c *conn) pauseForPipe(want int) bool {
 		c.lc.PauseRead()
 	}
 	return true
+}
+
+// pipeRequests does, on the loop, what the handler reading a streamed
+// body asked for (OnWake): send 100 Continue, or read again once it made
+// room in the pipe.
+func (c *conn) pipeRequests() {
+	x := c.ctx
+	cont, more := x.pipe.takeRequests()
+	if cont {
+		c.l.out = append(c.l.out, continue100...)
+		x.contOwed = false
+		if !x.bodyDone && !x.bodyFailed {
+			c.armBody() // the client sends the body now
+		}
+	}
+	if more && c.paused && !x.bodyFailed {
+		c.paused = false
+		c.lc.ResumeRead()
+		c.armBody()
+	}
 }
 
 // armBody (re)starts body_timeout for a streamed body.
@@ -264,7 +281,7 @@ func (c *Ctx) loadBody() {
 			buf = slices.Grow(buf, max(4096, cap(buf)))
 		}
 		// At most limit+1 bytes: one past the limit proves it too large.
-		n, err := c.pipe.read(buf[len(buf):min(cap(buf), limit+1)], c.pipeWake)
+		n, err := c.pipe.read(buf[len(buf):min(cap(buf), limit+1)])
 		buf = buf[:len(buf)+n]
 		switch {
 		case err == io.EOF:
@@ -317,7 +334,7 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 			r.off += n
 			return n, nil
 		}
-		return pp.read(p, c.pipeWake)
+		return pp.read(p)
 	}
 	b := r.c.body
 	if r.off >= len(b) {

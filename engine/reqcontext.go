@@ -16,35 +16,34 @@ import (
 // request ends. A handler on the loop (worker_class sync) has no deadline:
 // request_timeout cannot interrupt it.
 func (c *Ctx) Context() context.Context {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.reqCtx == nil {
-		c.reqCtx = newRequestContext(c.deadline, c.sentStatus != 0 || c.hijacked)
-		c.hasCtx.Store(true)
-		switch { // asked for after the request ended its way: done already
-		case c.timedOut:
-			c.reqCtx.end(context.DeadlineExceeded)
-		case c.gone.Load():
-			c.reqCtx.end(context.Canceled)
+	h := &c.off
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.reqCtx == nil {
+		h.reqCtx = newRequestContext(h.deadline, h.sentStatus != 0 || c.hijacked)
+		h.hasCtx.Store(true)
+		if h.cause != nil {
+			// Asked for after the request was orphaned: done already.
+			h.reqCtx.end(h.cause)
 		}
 	}
-	return c.reqCtx
+	return h.reqCtx
 }
 
 // endContext cancels the request's context, if one was asked for, with
-// err. Call it under mu.
+// err. Call it under off.mu.
 func (c *Ctx) endContext(err error) {
-	if c.reqCtx != nil {
-		c.reqCtx.end(err)
+	if c.off.reqCtx != nil {
+		c.off.reqCtx.end(err)
 	}
 }
 
 // responseStarted lifts request_timeout's deadline from the request's
 // context: the response started (or the connection was hijacked). Call it
-// under mu.
+// under off.mu.
 func (c *Ctx) responseStarted() {
-	if c.reqCtx != nil {
-		c.reqCtx.started.Store(true)
+	if c.off.reqCtx != nil {
+		c.off.reqCtx.started.Store(true)
 	}
 }
 
@@ -73,7 +72,7 @@ type requestContext struct {
 	// deadline is request_timeout's, set on the loop before the handler
 	// runs; zero when none applies (an inline handler, request_timeout 0).
 	deadline time.Time
-	// started is set, by the handler's goroutine under Ctx.mu, once the
+	// started is set, by the handler's goroutine under Ctx.off.mu, once the
 	// response started (its head went to the loop) or the connection was
 	// hijacked: from then on the deadline no longer applies.
 	started atomic.Bool

@@ -8,6 +8,12 @@ import (
 	"github.com/asyncd/asyncd/httpparse"
 )
 
+// The response: the builder a handler fills (SetStatus, SetHeader, Write,
+// ...), and its serialization into HTTP/1.1 bytes once the handler
+// returns (appendEnd). A response turned into a stream by Flush is in
+// stream.go; how an off-loop handler's response gets to the loop is in
+// handoff.go.
+
 // SetStatus sets the response status code (default 200).
 func (c *Ctx) SetStatus(code int) {
 	if code < 100 || code > 999 {
@@ -79,7 +85,7 @@ func (c *Ctx) Write(p []byte) (int, error) {
 	if c.streaming {
 		return c.streamWrite(p)
 	}
-	if c.offloop && c.gone.Load() {
+	if c.off.launched && c.off.gone.Load() {
 		return 0, ErrClientGone
 	}
 	c.out = append(c.out, p...)
@@ -91,7 +97,7 @@ func (c *Ctx) WriteString(s string) (int, error) {
 	if c.streaming {
 		return c.streamWrite(s2b(s))
 	}
-	if c.offloop && c.gone.Load() {
+	if c.off.launched && c.off.gone.Load() {
 		return 0, ErrClientGone
 	}
 	c.out = append(c.out, s...)
@@ -166,24 +172,27 @@ func isTokenChar(b byte) bool {
 	return false
 }
 
-// writeResponse serializes x's response into the loop's output batch and
-// reports whether the connection closes after it: the end of a stream can
-// decide that (a panic, or a body shorter than its declared length).
-func (c *conn) writeResponse(x *Ctx, closing bool) bool {
-	l := c.l
-	if x.hijacked {
-		return closing
-	}
-	if x.badHeader != "" && !x.streaming {
-		l.e.log.Error("handler set an invalid response header; answered 500", "route", routeName(x.route), "header", x.badHeader)
-		x.setError(500)
-	}
+// appendEnd appends the rest of x's response to b once its handler
+// returned (or the engine answered for it): the whole response, or what a
+// stream still holds and its end. It reports whether the connection closes
+// after it: closing, or a stream that could not end cleanly
+// (appendStreamTail).
+func (x *Ctx) appendEnd(b, date []byte, closing bool) ([]byte, bool) {
 	if x.streaming {
-		l.out = x.appendStreamTail(l.out)
-		return closing || x.closeAfter
+		b = x.appendStreamTail(b)
+		return b, closing || x.closeAfter
 	}
-	l.out = x.appendResponse(l.out, l.date, closing)
-	return closing
+	if x.badHeader != "" {
+		x.failBadHeader()
+	}
+	return x.appendResponse(b, date, closing), closing
+}
+
+// failBadHeader answers 500 instead of a response whose handler set an
+// invalid header (refuse), and logs it: such a head is never sent.
+func (x *Ctx) failBadHeader() {
+	x.e.log.Error("handler set an invalid response header; answered 500", "route", routeName(x.route), "header", x.badHeader)
+	x.setError(500)
 }
 
 // appendResponse serializes x's whole buffered response into b. A HEAD

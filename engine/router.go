@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -266,12 +265,7 @@ func (c *conn) normalPath() ([]byte, bool) {
 	var err error
 	x.pathBuf, err = uripath.Append(x.pathBuf[:0], path)
 	if err != nil {
-		l := c.l
-		if l.logging() {
-			l.logf(slog.LevelInfo, "bad request", "remote", c.lc.RemoteAddr(), "status", 400, "reason", err.Error())
-		}
-		l.e.rejected[400].Add(1)
-		c.answer(400, "")
+		c.answerBadRequest(c.lc.RemoteAddr(), err.Error())
 		return nil, false
 	}
 	x.pathNorm = true

@@ -5,6 +5,13 @@ import (
 	"strconv"
 )
 
+// Streamed responses. Flush sends the head and what the body holds so far;
+// from then on what the handler writes is framed (chunked, up to a
+// declared length, or close-delimited for HTTP/1.0), staged, and pushed to
+// the connection at each Flush and every streamChunk bytes: on the loop
+// straight into its output, off it through the hand-off (pushOff), which
+// makes the writer wait while its client is behind.
+
 // streamChunk is how much a stream writer stages before it hands output to
 // the loop.
 const streamChunk = 32 << 10
@@ -30,14 +37,14 @@ func (c *Ctx) Flush() error {
 		return nil
 	}
 	if !c.streaming {
-		c.startStream()
+		c.streamHead()
 	}
 	return c.push()
 }
 
-// startStream writes the head of a streamed response into the staging
-// buffer, followed by what the body holds so far.
-func (c *Ctx) startStream() {
+// streamHead turns the response into a stream: it stages the response's
+// head, followed by what the body holds so far.
+func (c *Ctx) streamHead() {
 	body := c.out
 	c.streaming = true
 	switch {
@@ -53,8 +60,7 @@ func (c *Ctx) startStream() {
 		c.closeAfter = true
 	}
 	if c.badHeader != "" {
-		c.e.log.Error("handler set an invalid response header; answered 500", "route", routeName(c.route), "header", c.badHeader)
-		c.setError(500)
+		c.failBadHeader()
 		body = c.out
 		c.streamCL = int64(len(body))
 	}
@@ -98,7 +104,7 @@ func (c *Ctx) streamWrite(p []byte) (int, error) {
 	if c.streamCL >= 0 && c.streamSent+int64(len(p)) > c.streamCL {
 		return 0, errors.New("engine: write past the declared Content-Length")
 	}
-	if c.offloop && c.gone.Load() {
+	if c.off.launched && c.off.gone.Load() {
 		c.out = c.out[:0] // nobody will read it
 		return 0, ErrClientGone
 	}
@@ -112,7 +118,7 @@ func (c *Ctx) streamWrite(p []byte) (int, error) {
 }
 
 // appendStreamTail appends what is still staged and the end of the stream,
-// and counts them as sent (off the loop it runs under mu).
+// and counts them as sent (off the loop it runs under off.mu).
 func (c *Ctx) appendStreamTail(b []byte) []byte {
 	start := len(b)
 	b = append(b, c.out...)
@@ -135,58 +141,21 @@ func (c *Ctx) appendStreamTail(b []byte) []byte {
 	return b
 }
 
-// push hands the staged output to the loop. Off the loop it waits until
-// the loop has written it and the client is not too far behind.
+// push hands the staged output to the loop: on the loop straight to the
+// connection, off it through the hand-off (pushOff), which waits until the
+// loop has written it and the client is not too far behind.
 func (c *Ctx) push() error {
-	if !c.offloop {
-		if len(c.out) == 0 {
-			return nil
-		}
-		cn := c.conn
-		cn.l.out = append(cn.l.out, c.out...)
-		c.bytesOut += int64(len(c.out))
-		c.bodySent = c.streamSent
-		c.out = c.out[:0]
-		cn.flush()
-		return nil
-	}
-	c.mu.Lock()
-	cn := c.conn
-	if cn == nil || c.timedOut {
-		c.mu.Unlock()
-		// Drop what is staged: a handler that ignores the error must not
-		// pile up output for a client that left.
-		c.out = c.out[:0]
-		return ErrClientGone
+	if c.off.launched {
+		return c.pushOff()
 	}
 	if len(c.out) == 0 {
-		c.mu.Unlock()
 		return nil
 	}
-	c.wbuf = append(c.wbuf, c.out...)
+	cn := c.off.conn
+	cn.l.out = append(cn.l.out, c.out...)
 	c.bytesOut += int64(len(c.out))
-	c.bodySent = c.streamSent // everything framed so far is in c.out
-	if c.sentStatus == 0 {
-		c.sentStatus = c.status
-		c.responseStarted()
-	}
+	c.bodySent = c.streamSent
 	c.out = c.out[:0]
-	needWake := !c.flushQueued
-	c.flushQueued = true
-	lc := cn.lc
-	c.mu.Unlock()
-	if needWake && !lc.Wake() {
-		c.mu.Lock()
-		c.wbuf = c.wbuf[:0] // closed: no OnWake will take it
-		c.mu.Unlock()
-		return ErrClientGone
-	}
-	<-c.wake
-	c.mu.Lock()
-	gone := c.conn == nil || c.timedOut
-	c.mu.Unlock()
-	if gone {
-		return ErrClientGone
-	}
+	cn.flush()
 	return nil
 }

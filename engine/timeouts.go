@@ -6,12 +6,17 @@ import (
 	"time"
 )
 
+// request_timeout bounds the wait for a response to start; send_timeout
+// then bounds each stretch without progress in sending it, as nginx's
+// send_timeout does, not the whole transfer. Neither costs a timer per
+// request: the loop's tick (OnTick, every 100 ms) checks them.
+
 // OnTick implements loop.Handler: the Date header, timeouts and draining.
 func (e *Engine) OnTick(idx int, now time.Time) {
 	l := e.loops[idx]
 	l.now = now
 	if ka := e.cfg.KeepAlive; ka > 0 {
-		l.idleDeadline = now.Add(ka) // once per tick, not per request (setIdle)
+		l.idleDeadline = now.Add(ka) // once per tick, not per request (toIdle)
 	}
 	l.heartbeat.Store(now.UnixNano())
 	if s := now.Unix(); s != l.dateSec {
@@ -45,8 +50,7 @@ func (e *Engine) OnTick(idx int, now time.Time) {
 			continue
 		}
 		if l.draining && c.quiet(now) {
-			c.phase = phaseClosing
-			c.lc.Close()
+			c.close()
 			continue
 		}
 		if c.deadline.IsZero() || now.Before(c.deadline) {
@@ -75,77 +79,34 @@ func (c *conn) quiet(now time.Time) bool {
 	return c.phase == phaseIdle && !c.paused && !c.waiting && now.Sub(c.idleSince) >= c.l.e.cfg.DrainIdle
 }
 
-// timeout handles an expired deadline.
+// timeout handles the expiry of c's deadline, the timer of its phase.
 func (c *conn) timeout() {
 	l := c.l
 	c.deadline = time.Time{}
 	switch c.phase {
 	case phaseIdle:
-		c.phase = phaseClosing
-		c.lc.Close()
+		c.close()
 	case phaseHead, phaseBody:
 		if l.logging() {
 			l.logf(slog.LevelInfo, "request timeout", "remote", c.lc.RemoteAddr(), "phase", c.phaseName())
 		}
 		x := c.ctx
-		if x == nil || x.conn == nil {
+		if x == nil || x.off.conn == nil {
 			// The head is incomplete and the input it was parsed from is
 			// gone: the observer gets the copy of its request line, if any.
 			x = c.unparsed(false)
 		}
 		c.failAndClose(x, 408)
 	case phaseRunning:
-		x := c.ctx
-		x.mu.Lock()
-		if x.sentStatus != 0 || x.state == ctxDone {
-			// request_timeout bounds the wait for the response to start:
-			// its head went to the loop (a stream, which now runs as long
-			// as its client reads, bounded by send_timeout), or it is
-			// complete and OnWake will send it.
-			x.mu.Unlock()
-			return
+		y, ok := c.orphan(context.DeadlineExceeded)
+		if !ok {
+			return // the response started: request_timeout no longer applies
 		}
-		x.timedOut = true
-		// A stream that had not pushed its head yet is answered 503 like
-		// any other request (its next push finds timedOut and drops the
-		// output).
-		// The 503 and the observer need the request, which the handler
-		// may go on using (and then release): take a copy under the lock.
-		y := c.snapshot(x)
-		running := x.state == ctxRunning
-		if running {
-			x.conn = nil // the goroutine releases it when the handler returns
-			x.gone.Store(true)
-			x.signal() // under the lock, as in OnClose
-			if ch := x.hijackCh; ch != nil {
-				x.hijackCh = nil
-				ch <- hijackResult{err: ErrClientGone}
-			}
-		}
-		x.endContext(context.DeadlineExceeded)
-		route, pipe := routeName(x.route), x.pipe
-		x.mu.Unlock()
-		// From here the goroutine may release x at any time: touch only
-		// what was copied above.
-		if pipe != nil {
-			pipe.finish(ErrClientGone)
-		}
-		c.ctx = nil
-		if !running {
-			l.e.putCtx(x)
-		}
-		l.inflight--
-		l.e.log.Warn("request_timeout exceeded", "route", route, "remote", c.lc.RemoteAddr(),
+		l.e.log.Warn("request_timeout exceeded", "route", routeName(y.route), "remote", c.lc.RemoteAddr(),
 			"timeout", l.e.cfg.RequestTimeout)
-		l.admitWaiting()
 		c.failAndClose(y, 503)
 	}
 }
-
-// request_timeout bounds the wait for a response to start; send_timeout
-// then bounds each stretch without progress in sending it, as nginx's
-// send_timeout does, not the whole transfer. Neither costs a timer per
-// request: the loop's tick (OnTick, every 100 ms) checks them.
 
 // armRequestTimeout starts request_timeout for x, which is about to run
 // off the loop; the handler's context reports the same deadline.
@@ -155,7 +116,7 @@ func (c *conn) armRequestTimeout(x *Ctx) {
 	} else {
 		c.deadline = time.Time{}
 	}
-	x.deadline = c.deadline
+	x.off.deadline = c.deadline
 }
 
 // sendStalled reports whether c's output has waited in the backend for
@@ -191,8 +152,6 @@ func (c *conn) sendTimeout() {
 		l.logf(slog.LevelInfo, "send timeout", "remote", c.lc.RemoteAddr(),
 			"queued", c.lc.OutboundBuffered(), "timeout", l.e.cfg.SendTimeout)
 	}
-	c.phase = phaseClosing
-	c.deadline = time.Time{}
 	c.sendSince = time.Time{}
-	c.lc.Abort()
+	c.abort()
 }
