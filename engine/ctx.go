@@ -86,6 +86,9 @@ type Ctx struct {
 	head   []byte // owned copy of the head, once the request left the input buffer (ownHead)
 	body   []byte // the whole body, when buffered; a deferred one's is loaded by the handler (loadBody)
 	bodyBf []byte // owned body buffer, collected (readBody) or copied (ownRequest); the pipe's first bytes
+	// chunk de-chunks a chunked body: on the loop, also while it streams
+	// to a handler (feedPipe); the handler reads its Trailers once it
+	// read the body to its end, which the pipe's lock orders after.
 	chunk  httpparse.ChunkedDecoder
 	remote netip.AddrPort
 	local  netip.AddrPort

@@ -6,10 +6,14 @@ import (
 	"time"
 )
 
-// request_timeout bounds the wait for a response to start; send_timeout
-// then bounds each stretch without progress in sending it, as nginx's
-// send_timeout does, not the whole transfer. Neither costs a timer per
-// request: the loop's tick (OnTick, every 100 ms) checks them.
+// Timers. A connection's timer is its phase's deadline (conn.deadline:
+// keepalive, header_timeout, body_timeout or request_timeout; phase's doc
+// comment says which), plus bodyDeadline for a body streaming to a
+// handler. request_timeout bounds the wait for a response to start;
+// send_timeout then bounds each stretch without progress in sending it,
+// as nginx's send_timeout does, not the whole transfer. None costs a timer
+// per request: the loop's tick (OnTick, every 100 ms) scans its
+// connections.
 
 // OnTick implements loop.Handler: the Date header, timeouts and draining.
 func (e *Engine) OnTick(idx int, now time.Time) {
