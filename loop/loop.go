@@ -14,7 +14,6 @@
 package loop
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -176,18 +175,19 @@ type Backend interface {
 	New(cfg Config) (Server, error)
 }
 
-// ErrClosed is returned by Detach on a closed connection.
-var ErrClosed = errors.New("loop: connection closed")
+// Errors a backend reports through the contract.
+var (
+	// ErrClosed is returned by Detach on a closed connection.
+	ErrClosed = errors.New("loop: connection closed")
 
-// Run is a convenience for tests: it serves until ctx is done, then stops.
-func Run(ctx context.Context, s Server) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		s.Stop()
-		return <-errc
-	}
-}
+	// ErrOutputPending is returned by Detach while written output is still
+	// queued or being sent: the engine waits for OnDrained and detaches
+	// then, so that no bytes are lost or reordered on the handed-over
+	// socket.
+	ErrOutputPending = errors.New("loop: output still pending")
+
+	// ErrDrainTimeout is passed to OnClose when a closing connection's
+	// queued output made no progress for the backend's linger timeout and
+	// the connection was dropped.
+	ErrDrainTimeout = errors.New("loop: close: output not drained in time")
+)

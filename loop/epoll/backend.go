@@ -8,7 +8,7 @@
 // sockets it is handed (it duplicates them and closes only its duplicates) and
 // knows nothing of HTTP: it must not import the engine, the parser or handler
 // code. Socket-level pieces shared with loop/uring live in loop/socket.
-// See docs/design-epoll.md for the design.
+// docs/design.md, "The epoll backend", describes the design.
 package epoll
 
 import (
@@ -33,15 +33,6 @@ const (
 	DefaultTickInterval   = 100 * time.Millisecond
 	DefaultReadBufferSize = 64 << 10
 )
-
-// ErrOutputPending is returned by Detach while written output is still queued
-// in the backend: the engine waits for OnDrained and detaches then, so that no
-// bytes are lost or reordered on the handed-over socket.
-var ErrOutputPending = errors.New("epoll: output still pending")
-
-// ErrDrainTimeout is passed to OnClose when a closing connection's queued
-// output made no progress for LingerTimeout and the connection was dropped.
-var ErrDrainTimeout = errors.New("epoll: close: output not drained in time")
 
 // Backend is the epoll loop.Backend. The zero value is ready to use.
 type Backend struct {

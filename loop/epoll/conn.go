@@ -138,7 +138,7 @@ func (c *conn) ResumeRead() {
 
 // Close stops reading, sends the pending output, then half-closes and
 // discards input until the peer's EOF (lingering close) before closing the
-// socket; OnClose(c, nil) follows. The drain gives up (ErrDrainTimeout) after
+// socket; OnClose(c, nil) follows. The drain gives up (loop.ErrDrainTimeout) after
 // Backend.LingerTimeout without progress; lingering lasts at most
 // LingerTimeout. After Close, no callback but OnClose is made for c.
 func (c *conn) Close() {
@@ -188,14 +188,14 @@ func (c *conn) Wake() bool {
 // works on it. unread is a copy of the input read but not consumed; called
 // during OnRead, that is the whole input of that call (nothing counts as
 // consumed yet; OnRead's return value is then ignored). It fails with
-// loop.ErrClosed after Close/Abort/Detach and with ErrOutputPending while
+// loop.ErrClosed after Close/Abort/Detach and with loop.ErrOutputPending while
 // output is queued (detach after OnDrained).
 func (c *conn) Detach() (*os.File, []byte, error) {
 	if c.flags&(fClosed|fClosing) != 0 {
 		return nil, nil, loop.ErrClosed
 	}
 	if c.out != nil {
-		return nil, nil, ErrOutputPending
+		return nil, nil, loop.ErrOutputPending
 	}
 	l := c.l
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil); err != nil {

@@ -291,7 +291,7 @@ func (l *eventLoop) expire() {
 			if c.flags&fLinger != 0 {
 				l.closeNow(c, nil) // response sent; the peer just kept talking
 			} else {
-				l.closeNow(c, ErrDrainTimeout)
+				l.closeNow(c, loop.ErrDrainTimeout)
 			}
 		default:
 			l.timed[j] = c

@@ -13,7 +13,8 @@
 // sockets it is handed (never the caller's files), the accepted sockets and
 // every buffer the kernel reads or writes. It knows nothing of HTTP: it must
 // not import the engine, the parser or handler code. Socket helpers shared
-// with loop/epoll live in loop/socket. See docs/design-uring.md.
+// with loop/epoll live in loop/socket. docs/design.md, "The io_uring backend",
+// describes the design.
 package uring
 
 import (
@@ -45,15 +46,6 @@ const (
 // finish its in-flight requests (cancelled at once, normally) before it
 // gives up and abandons the memory they may still touch.
 const stopDrainTimeout = 5 * time.Second
-
-// ErrOutputPending is returned by Detach while written output is still
-// queued or being sent: the engine waits for OnDrained and detaches then, so
-// that no bytes are lost or reordered on the handed-over socket.
-var ErrOutputPending = errors.New("io_uring: output still pending")
-
-// ErrDrainTimeout is passed to OnClose when a closing connection's queued
-// output made no progress for LingerTimeout and the connection was dropped.
-var ErrDrainTimeout = errors.New("io_uring: close: output not drained in time")
 
 // Backend is the io_uring loop.Backend. The zero value is ready to use.
 type Backend struct {

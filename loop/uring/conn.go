@@ -157,7 +157,7 @@ func (c *conn) ResumeRead() {
 
 // Close stops reading, sends the pending output, then half-closes and
 // discards input until the peer's EOF (lingering close) before closing the
-// socket; OnClose(c, nil) follows. The drain gives up (ErrDrainTimeout) after
+// socket; OnClose(c, nil) follows. The drain gives up (loop.ErrDrainTimeout) after
 // Backend.LingerTimeout without progress; lingering lasts at most
 // LingerTimeout. After Close, no callback but OnClose is made for c.
 func (c *conn) Close() {
@@ -212,14 +212,14 @@ const detachTimeout = time.Second
 // the input read but not consumed; called during OnRead, that is the whole
 // input of that call (nothing counts as consumed yet; OnRead's return value
 // is then ignored). It fails with loop.ErrClosed after Close/Abort/Detach and
-// with ErrOutputPending while output is queued or in flight (detach after
+// with loop.ErrOutputPending while output is queued or in flight (detach after
 // OnDrained).
 func (c *conn) Detach() (*os.File, []byte, error) {
 	if c.state != stOpen {
 		return nil, nil, loop.ErrClosed
 	}
 	if c.pending() > 0 {
-		return nil, nil, ErrOutputPending
+		return nil, nil, loop.ErrOutputPending
 	}
 	l := c.l
 	if err := l.quiesce(c, kindPoll, opPoll); err != nil {

@@ -1082,7 +1082,7 @@ func (l *eventLoop) expire() {
 		case l.nowNs >= c.deadline:
 			c.timed = false
 			if c.state == stClosing && c.err == nil {
-				c.err = ErrDrainTimeout
+				c.err = loop.ErrDrainTimeout
 			}
 			l.finish(c) // lingering: the response was sent, the peer just kept talking
 		default:
