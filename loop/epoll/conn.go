@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/internal/server"
 	"github.com/asyncd/asyncd/loop/socket"
 )
 
@@ -20,13 +20,6 @@ const (
 	fClosed                     // socket closed or detached; OnClose queued unless detached
 	fReady                      // on the loop's ready list
 	fTimed                      // on the loop's timed list
-)
-
-// Wake states.
-const (
-	wakeIdle   uint32 = iota
-	wakeQueued        // on the loop's wake queue
-	wakeDead          // closing, closed or detached: Wake returns false
 )
 
 // conn is one connection. An idle keep-alive connection holds only this
@@ -45,7 +38,7 @@ type conn struct {
 	gen      int32
 	mask     uint32 // events registered with epoll
 	flags    uint16
-	wake     atomic.Uint32
+	wake     server.ConnWake // any goroutine (Wake)
 }
 
 var _ loop.Conn = (*conn)(nil)
@@ -147,7 +140,7 @@ func (c *conn) Close() {
 	}
 	l := c.l
 	c.flags |= fClosing
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	if l.cur != c {
 		socket.PutBuffer(c.in)
 		c.in = nil
@@ -169,19 +162,7 @@ func (c *conn) Abort() { c.l.closeNow(c, nil) }
 // it merge into one OnWake. False once c is closing, closed or detached: the
 // queue holds the connection itself, not its descriptor, so a connection
 // that reuses the descriptor never gets another's OnWake.
-func (c *conn) Wake() bool {
-	for {
-		switch c.wake.Load() {
-		case wakeDead:
-			return false
-		case wakeQueued:
-			return true
-		}
-		if c.wake.CompareAndSwap(wakeIdle, wakeQueued) {
-			return c.l.pushWake(c)
-		}
-	}
-}
+func (c *conn) Wake() bool { return c.l.wakes.Wake(c, &c.wake) }
 
 // Detach removes the socket from the loop and hands it over. The descriptor
 // stays non-blocking, so os.NewFile gives a pollable file and net.FileConn
@@ -210,7 +191,7 @@ func (c *conn) Detach() (*os.File, []byte, error) {
 		c.in = nil
 	}
 	c.flags |= fClosed
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	l.conns[c.fd] = nil
 	l.nconns.Add(-1)
 	return os.NewFile(uintptr(c.fd), "asyncd-detached"), unread, nil

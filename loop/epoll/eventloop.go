@@ -3,15 +3,14 @@ package epoll
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/internal/server"
 	"github.com/asyncd/asyncd/loop/socket"
 )
 
@@ -29,40 +28,28 @@ const (
 	acceptBatch = 128 // accepts per listener readiness, so one busy listener cannot starve the loop
 )
 
-// Commands sent to a loop through its wake mechanism.
-const (
-	cmdStopAccepting uint32 = 1 << iota
-	cmdStop
-)
-
-// eventfdOne is the 8-byte counter increment written to an eventfd.
-var eventfdOne = [8]byte{1}
-
 // listenerState is one loop's view of one listener.
 type listenerState struct {
-	fd      int    // the server's duplicate; closed by Server.Serve, not here
-	tag     int32  // epoll data tag
-	addr    string // for logs
-	unix    bool
-	local   *netip.AddrPort // its connections' local address; nil: a wildcard
-	armed   bool            // registered in this loop's epoll set
-	stopped bool            // StopAccepting: never re-armed
-	rearmAt int64           // loop clock (ns) at which a backed-off listener is re-armed
+	server.Listener
+	tag     int32 // epoll data tag
+	armed   bool  // registered in this loop's epoll set
+	stopped bool  // StopAccepting: never re-armed
+	rearmAt int64 // loop clock (ns) at which a backed-off listener is re-armed
 }
 
 // eventLoop is one loop: an epoll set, an eventfd for wake-ups, and the
 // connections accepted on it. Every field without a comment saying otherwise
 // is touched only by the loop goroutine.
 type eventLoop struct {
-	s       *server
+	s       *server.Server[*eventLoop]
 	h       loop.Handler
 	idx     int
 	epfd    int
-	evfd    int
-	w       *waiter // epfd in the netpoller; nil: sleep in epoll_wait
-	tick    int64   // TickInterval in ns
-	linger  int64   // LingerTimeout in ns
-	backoff int64   // AcceptBackoff in ns
+	wakes   server.WakeQueue[*conn] // other goroutines' Wake and commands (its own locking)
+	w       *waiter                 // epfd in the netpoller; nil: sleep in epoll_wait
+	tick    int64                   // TickInterval in ns
+	linger  int64                   // LingerTimeout in ns
+	backoff int64                   // AcceptBackoff in ns
 
 	events    []unix.EpollEvent
 	conns     []*conn // indexed by fd
@@ -84,27 +71,18 @@ type eventLoop struct {
 	stopping bool
 	ev       unix.EpollEvent     // epoll_ctl argument, kept here so it never escapes to the heap
 	rsa      unix.RawSockaddrAny // accept's peer address
-	evbuf    [8]byte
 
-	nconns atomic.Int64 // open connections, read by Server.Conns
-
-	// Shared with other goroutines (Wake, StopAccepting, Stop), under wakeMu.
-	wakeMu    sync.Mutex
-	wakeQ     []*conn
-	wakeSpare []*conn
-	signalled bool   // eventfd written and not yet drained
-	cmds      uint32 // pending cmd* bits
-	dead      bool   // eventfd closed: no more signals
+	nconns atomic.Int64 // open connections: written by the loop, read by Conns (any goroutine)
 }
 
-func newEventLoop(s *server, idx int) (*eventLoop, error) {
+func newEventLoop(s *server.Server[*eventLoop], b Backend, idx int) (*eventLoop, error) {
 	l := &eventLoop{
-		s: s, h: s.cfg.Handler, idx: idx, epfd: -1, evfd: -1,
-		tick:    int64(s.cfg.TickInterval),
-		linger:  int64(s.opts.LingerTimeout),
-		backoff: int64(s.opts.AcceptBackoff),
+		s: s, h: s.Cfg.Handler, idx: idx, epfd: -1,
+		tick:    int64(s.Cfg.TickInterval),
+		linger:  int64(b.LingerTimeout),
+		backoff: int64(b.AcceptBackoff),
 		events:  make([]unix.EpollEvent, maxEvents),
-		readBuf: make([]byte, s.cfg.ReadBufferSize),
+		readBuf: make([]byte, s.Cfg.ReadBufferSize),
 	}
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
@@ -114,23 +92,17 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 		l.closeFDs()
 		return nil, err
 	}
-	if l.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+	if err := l.wakes.Open(); err != nil {
 		l.closeFDs()
-		return nil, fmt.Errorf("eventfd: %w", err)
+		return nil, err
 	}
-	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.evfd), Pad: tagEventfd}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.evfd, &l.ev); err != nil {
+	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.wakes.FD()), Pad: tagEventfd}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.wakes.FD(), &l.ev); err != nil {
 		l.closeFDs()
 		return nil, fmt.Errorf("epoll_ctl add eventfd: %w", err)
 	}
-	for i, lc := range s.cfg.Listeners {
-		if lc.Loop != idx && lc.Loop != -1 {
-			continue
-		}
-		ln := &listenerState{
-			fd: s.lfds[i], tag: tagListenerBase - int32(len(l.listeners)),
-			addr: lc.Addr, unix: lc.Unix, local: socket.ListenerLocal(s.lfds[i], lc.Unix),
-		}
+	for _, sl := range s.ListenersOf(idx) {
+		ln := &listenerState{Listener: sl, tag: tagListenerBase - int32(len(l.listeners))}
 		l.listeners = append(l.listeners, ln)
 		if err := l.arm(ln); err != nil {
 			l.closeFDs()
@@ -143,14 +115,7 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 // closeFDs closes the loop's epoll and eventfd descriptors, after which
 // Wake and commands are no-ops.
 func (l *eventLoop) closeFDs() {
-	l.wakeMu.Lock()
-	l.dead = true
-	l.wakeQ = nil
-	l.wakeMu.Unlock()
-	if l.evfd >= 0 {
-		unix.Close(l.evfd)
-		l.evfd = -1
-	}
+	l.wakes.Close()
 	if l.w != nil {
 		l.w.close()
 		l.w = nil
@@ -172,9 +137,9 @@ func (l *eventLoop) closeFDs() {
 // never sleeps in epoll_wait on its own set, so there the flag never had
 // an effect: every loop polling a shared socket is woken anyway.
 func (l *eventLoop) arm(ln *listenerState) error {
-	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(ln.fd), Pad: ln.tag}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &l.ev); err != nil {
-		return fmt.Errorf("epoll_ctl add listener %s: %w", ln.addr, err)
+	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(ln.FD), Pad: ln.tag}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.FD, &l.ev); err != nil {
+		return fmt.Errorf("epoll_ctl add listener %s: %w", ln.Addr, err)
 	}
 	ln.armed = true
 	return nil
@@ -185,8 +150,8 @@ func (l *eventLoop) disarm(ln *listenerState) {
 		return
 	}
 	ln.armed = false
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil); err != nil {
-		l.s.cfg.Logger.Error("epoll_ctl del listener", "loop", l.idx, "listener", ln.addr, "err", err)
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.FD, nil); err != nil {
+		l.s.Cfg.Logger.Error("epoll_ctl del listener", "loop", l.idx, "listener", ln.Addr, "err", err)
 	}
 }
 
@@ -195,10 +160,10 @@ func (l *eventLoop) clock() {
 	l.nowNs = int64(l.now.Sub(l.start))
 }
 
-// run is the loop goroutine. It returns nil after Stop, or the epoll_wait
+// Run is the loop goroutine. It returns nil after Stop, or the epoll_wait
 // error that ended it; either way every connection gets its OnClose.
-func (l *eventLoop) run() error {
-	if l.s.cfg.LockOSThread {
+func (l *eventLoop) Run() error {
+	if l.s.Cfg.LockOSThread {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 	}
@@ -272,7 +237,7 @@ func (l *eventLoop) timers() {
 	for _, ln := range l.listeners {
 		if !ln.armed && !ln.stopped && ln.rearmAt <= l.nowNs {
 			if err := l.arm(ln); err != nil {
-				l.s.logAcceptError(l.now, l.idx, ln.addr, err)
+				l.s.LogAcceptError(l.now, l.idx, ln.Addr, err)
 				ln.rearmAt = l.nowNs + l.backoff
 			}
 		}
@@ -503,7 +468,7 @@ func (l *eventLoop) closeNow(c *conn, err error) {
 		return
 	}
 	c.flags |= fClosed
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	l.conns[c.fd] = nil
 	unix.Close(c.fd)
 	if l.cur != c {
@@ -534,10 +499,10 @@ func (l *eventLoop) flushClosed() {
 
 func (l *eventLoop) accept(ln *listenerState) {
 	for i := 0; i < acceptBatch && ln.armed; i++ {
-		if l.s.noAccept.Load() { // see server.noAccept
+		if !l.s.Accepting() { // see server.Server.noAccept
 			return
 		}
-		fd, drained, err := socket.AcceptNext(ln.fd, &l.rsa)
+		fd, drained, err := socket.AcceptNext(ln.FD, &l.rsa)
 		if drained {
 			return
 		}
@@ -545,7 +510,7 @@ func (l *eventLoop) accept(ln *listenerState) {
 			// Out of descriptors or memory: the connection stays queued,
 			// so level-triggered readiness would spin. Stop listening
 			// here for a while; existing connections carry on.
-			l.s.logAcceptError(l.now, l.idx, ln.addr, err)
+			l.s.LogAcceptError(l.now, l.idx, ln.Addr, err)
 			l.disarm(ln)
 			ln.rearmAt = l.nowNs + l.backoff
 			return
@@ -556,8 +521,8 @@ func (l *eventLoop) accept(ln *listenerState) {
 
 func (l *eventLoop) open(fd int, ln *listenerState) {
 	c := &conn{l: l, fd: fd, mask: unix.EPOLLIN | unix.EPOLLRDHUP}
-	c.local = ln.local
-	if !ln.unix {
+	c.local = ln.Local
+	if !ln.Unix {
 		// Best effort: a failure only costs latency.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		c.remote = socket.AddrPortFrom(&l.rsa)
@@ -569,7 +534,7 @@ func (l *eventLoop) open(fd int, ln *listenerState) {
 	l.ev = unix.EpollEvent{Events: c.mask, Fd: int32(fd), Pad: c.gen}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev); err != nil {
 		unix.Close(fd)
-		l.s.logAcceptError(l.now, l.idx, ln.addr, fmt.Errorf("epoll_ctl add conn: %w", err))
+		l.s.LogAcceptError(l.now, l.idx, ln.Addr, fmt.Errorf("epoll_ctl add conn: %w", err))
 		return
 	}
 	if fd >= len(l.conns) {
@@ -586,69 +551,36 @@ func (l *eventLoop) open(fd int, ln *listenerState) {
 // drainWakes handles the eventfd: commands first, then OnWake for each
 // connection that asked.
 func (l *eventLoop) drainWakes() {
-	_, _ = unix.Read(l.evfd, l.evbuf[:])
-	l.wakeMu.Lock()
-	cmds := l.cmds
-	l.cmds = 0
-	l.signalled = false
-	batch := l.wakeQ
-	l.wakeQ, l.wakeSpare = l.wakeSpare, nil
-	l.wakeMu.Unlock()
-
-	if cmds&cmdStopAccepting != 0 {
+	l.wakes.Reset()
+	cmds, batch := l.wakes.Take()
+	if cmds&server.CmdStopAccepting != 0 {
 		for _, ln := range l.listeners {
 			ln.stopped = true
 			l.disarm(ln)
 		}
 	}
-	if cmds&cmdStop != 0 {
+	if cmds&server.CmdStop != 0 {
 		l.stopping = true
 	}
-	for i, c := range batch {
-		batch[i] = nil
-		// Clear the flag before the callback so a Wake during it queues
-		// another OnWake. A closed connection is dead, not queued: skipped.
-		if c.wake.CompareAndSwap(wakeQueued, wakeIdle) {
+	for _, c := range batch {
+		// A closed connection is dead, not queued: skipped.
+		if c.wake.Claim() {
 			l.h.OnWake(c)
 			l.flushClosed()
 		}
 	}
-	l.wakeSpare = batch[:0]
+	l.wakes.Done(batch)
 }
 
-// command sends cmd to the loop from any goroutine.
-func (l *eventLoop) command(cmd uint32) {
-	l.wakeMu.Lock()
-	defer l.wakeMu.Unlock()
-	if l.dead {
-		return
-	}
-	l.cmds |= cmd
-	l.signalLocked()
-}
+// Command sends cmd to the loop; any goroutine.
+func (l *eventLoop) Command(cmd server.Cmd) { l.wakes.Command(cmd) }
 
-// pushWake queues c for OnWake; any goroutine. False once the loop is gone.
-func (l *eventLoop) pushWake(c *conn) bool {
-	l.wakeMu.Lock()
-	defer l.wakeMu.Unlock()
-	if l.dead {
-		return false
-	}
-	l.wakeQ = append(l.wakeQ, c)
-	l.signalLocked()
-	return true
-}
+// Release closes the descriptors of a loop that never ran.
+func (l *eventLoop) Release() { l.closeFDs() }
 
-// signalLocked writes the eventfd unless it is already signalled. Holding
-// wakeMu keeps the write from racing with closeFDs (a closed eventfd's number
-// may be reused by an unrelated file).
-func (l *eventLoop) signalLocked() {
-	if l.signalled {
-		return
-	}
-	l.signalled = true
-	_, _ = unix.Write(l.evfd, eventfdOne[:])
-}
+// Conns is the number of open connections, lingering ones included; any
+// goroutine.
+func (l *eventLoop) Conns() int { return int(l.nconns.Load()) }
 
 // shutdown aborts every connection, then closes the loop's descriptors.
 func (l *eventLoop) shutdown() {

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/internal/server"
 	"github.com/asyncd/asyncd/loop/socket"
 	"github.com/asyncd/asyncd/loop/uring/internal/giouring"
 )
@@ -38,13 +38,6 @@ const (
 	opClose
 )
 
-// Wake states.
-const (
-	wakeIdle   uint32 = iota
-	wakeQueued        // on the loop's wake queue
-	wakeDead          // closing, closed or detached: Wake returns false
-)
-
 // conn is one connection. An idle keep-alive connection holds only this
 // struct and its armed multishot receive: no input or output buffer (in and
 // out are nil unless input is left unconsumed or output is pending).
@@ -69,9 +62,9 @@ type conn struct {
 	slot     uint32
 	gen      uint32
 	state    connState
-	ops      uint8 // op* bits in flight
-	cancels  uint8 // op* bits with a cancel in flight
-	wake     atomic.Uint32
+	ops      uint8           // op* bits in flight
+	cancels  uint8           // op* bits with a cancel in flight
+	wake     server.ConnWake // any goroutine (Wake)
 
 	paused   bool // PauseRead: no receive armed (an error poll instead)
 	eof      bool // the receive saw the peer's EOF
@@ -166,7 +159,7 @@ func (c *conn) Close() {
 	}
 	l := c.l
 	c.state = stClosing
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	c.deliver = false
 	if c.pending() > 0 {
 		c.deadline = l.nowNs + l.linger
@@ -186,19 +179,7 @@ func (c *conn) Abort() { c.l.finish(c) }
 // it merge into one OnWake. False once c is closing, closed or detached: the
 // queue holds the connection itself, not its descriptor or slot, so a
 // connection that reuses either never gets another's OnWake.
-func (c *conn) Wake() bool {
-	for {
-		switch c.wake.Load() {
-		case wakeDead:
-			return false
-		case wakeQueued:
-			return true
-		}
-		if c.wake.CompareAndSwap(wakeIdle, wakeQueued) {
-			return c.l.pushWake(c)
-		}
-	}
-}
+func (c *conn) Wake() bool { return c.l.wakes.Wake(c, &c.wake) }
 
 // detachTimeout bounds Detach's wait for the kernel to confirm that the
 // connection's receive is cancelled.
@@ -246,7 +227,7 @@ func (c *conn) Detach() (*os.File, []byte, error) {
 	}
 	c.in, c.avail = nil, 0
 	c.state = stDetached
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	l.release(c)
 	return os.NewFile(uintptr(int(c.fd)), "asyncd-detached"), unread, nil
 }

@@ -69,7 +69,7 @@ func (l *eventLoop) enter() error {
 		// The kernel could not keep an overflowing completion and
 		// dropped it: a request may never report. Keep serving; a stop
 		// then gives up waiting for it (stopDrainTimeout).
-		l.s.cfg.Logger.Error("io_uring dropped completions (CQ overflow)", "loop", l.idx)
+		l.s.Cfg.Logger.Error("io_uring dropped completions (CQ overflow)", "loop", l.idx)
 		return nil
 	}
 	return errno

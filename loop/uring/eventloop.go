@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -15,14 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/internal/server"
 	"github.com/asyncd/asyncd/loop/socket"
 	"github.com/asyncd/asyncd/loop/uring/internal/giouring"
-)
-
-// Commands sent to a loop through its wake mechanism.
-const (
-	cmdStopAccepting uint32 = 1 << iota
-	cmdStop
 )
 
 const (
@@ -32,21 +26,15 @@ const (
 	acceptBatch = 128     // accepts per listener per round, so one busy listener cannot starve the loop
 )
 
-// eventfdOne is the 8-byte counter increment written to an eventfd.
-var eventfdOne = [8]byte{1}
-
 // listenerState is one loop's view of one listener.
 type listenerState struct {
-	fd      int    // the server's duplicate; closed by Server.Serve, not here
+	server.Listener
 	idx     uint32 // index in eventLoop.listeners, the slot in user_data
-	addr    string // for logs
-	unix    bool
-	local   *netip.AddrPort // its connections' local address; nil: a wildcard
-	armed   bool            // a multishot readiness poll is in flight
-	cancel  bool            // and a cancel for it too
-	more    bool            // the last batch stopped at acceptBatch: accept again next round
-	stopped bool            // StopAccepting: never re-armed
-	rearmAt int64           // loop clock (ns) at which a backed-off listener is re-armed; 0: none
+	armed   bool   // a multishot readiness poll is in flight
+	cancel  bool   // and a cancel for it too
+	more    bool   // the last batch stopped at acceptBatch: accept again next round
+	stopped bool   // StopAccepting: never re-armed
+	rearmAt int64  // loop clock (ns) at which a backed-off listener is re-armed; 0: none
 }
 
 // eventLoop is one loop: a ring, its provided-buffer ring, an eventfd for
@@ -54,16 +42,16 @@ type listenerState struct {
 // saying otherwise is touched only by the loop goroutine (after Serve; New
 // and a never-served Stop touch them before).
 type eventLoop struct {
-	s       *server
+	s       *server.Server[*eventLoop]
 	h       loop.Handler
 	idx     int
 	ring    *giouring.Ring
 	flags   uint32 // io_uring_setup flags the kernel accepted
 	bufs    *bufRing
-	efd     int
-	tick    int64 // TickInterval in ns
-	linger  int64 // LingerTimeout in ns
-	backoff int64 // AcceptBackoff in ns
+	wakes   server.WakeQueue[*conn] // other goroutines' Wake and commands (its own locking)
+	tick    int64                   // TickInterval in ns
+	linger  int64                   // LingerTimeout in ns
+	backoff int64                   // AcceptBackoff in ns
 
 	listeners []*listenerState
 	conns     []*conn  // slot table; user_data carries the slot
@@ -99,31 +87,21 @@ type eventLoop struct {
 	abandoned bool  // the kernel may still use loop memory: never free it
 	fatal     error // the ring failed; the loop ends
 	spareSQE  giouring.SubmissionQueueEntry
-	evbuf     [8]byte
 	rsa       unix.RawSockaddrAny // accept's peer address
 	locals    socket.LocalAddrs
 	pins      map[*conn]*runtime.Pinner // sends waiting for room (pin)
 	pinFree   []*runtime.Pinner
 
-	nconns atomic.Int64 // open connections, read by Server.Conns
-	enters atomic.Int64 // io_uring_enter calls made (loop goroutine; read by tests)
-
-	// Shared with other goroutines (Wake, StopAccepting, Stop).
-	pending   atomic.Bool // hint: wakeQ or cmds may be non-empty
-	wakeMu    sync.Mutex
-	wakeQ     []*conn // under wakeMu
-	wakeSpare []*conn // loop goroutine only
-	signalled bool    // under wakeMu: eventfd written and not yet drained
-	cmds      uint32  // under wakeMu: pending cmd* bits
-	dead      bool    // under wakeMu: eventfd closed, no more signals
+	nconns atomic.Int64 // open connections: written by the loop, read by Conns (any goroutine)
+	enters atomic.Int64 // io_uring_enter calls made: written by the loop, read by tests
 }
 
-func newEventLoop(s *server, idx int) (*eventLoop, error) {
+func newEventLoop(s *server.Server[*eventLoop], b Backend, idx int) (*eventLoop, error) {
 	l := &eventLoop{
-		s: s, h: s.cfg.Handler, idx: idx, efd: -1,
-		tick:    int64(s.cfg.TickInterval),
-		linger:  int64(s.opts.LingerTimeout),
-		backoff: int64(s.opts.AcceptBackoff),
+		s: s, h: s.Cfg.Handler, idx: idx,
+		tick:    int64(s.Cfg.TickInterval),
+		linger:  int64(b.LingerTimeout),
+		backoff: int64(b.AcceptBackoff),
 		batch:   make([]*giouring.CompletionQueueEvent, reapBatch),
 	}
 	var err error
@@ -133,22 +111,16 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l.bufs, err = newBufRing(l.ring, s.opts.BufferRingEntries, s.cfg.ReadBufferSize); err != nil {
+	if l.bufs, err = newBufRing(l.ring, b.BufferRingEntries, s.Cfg.ReadBufferSize); err != nil {
 		l.destroy()
 		return nil, err
 	}
-	if l.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+	if err := l.wakes.Open(); err != nil {
 		l.destroy()
-		return nil, fmt.Errorf("eventfd: %w", err)
+		return nil, err
 	}
-	for i, lc := range s.cfg.Listeners {
-		if lc.Loop != idx && lc.Loop != -1 {
-			continue
-		}
-		l.listeners = append(l.listeners, &listenerState{
-			fd: s.lfds[i], idx: uint32(len(l.listeners)), addr: lc.Addr, unix: lc.Unix,
-			local: socket.ListenerLocal(s.lfds[i], lc.Unix),
-		})
+	for _, sl := range s.ListenersOf(idx) {
+		l.listeners = append(l.listeners, &listenerState{Listener: sl, idx: uint32(len(l.listeners))})
 	}
 	return l, nil
 }
@@ -165,14 +137,7 @@ var abandonedMem struct {
 // Wake and commands are no-ops. Unless the loop was abandoned, no request is
 // in flight by now, so the kernel no longer touches the buffers.
 func (l *eventLoop) destroy() {
-	l.wakeMu.Lock()
-	l.dead = true
-	l.wakeQ = nil
-	if l.efd >= 0 {
-		unix.Close(l.efd) // under wakeMu: a Wake never writes to a reused number
-		l.efd = -1
-	}
-	l.wakeMu.Unlock()
+	l.wakes.Close()
 	if l.ring == nil {
 		return
 	}
@@ -200,9 +165,9 @@ func (l *eventLoop) clock() {
 	l.nowNs = int64(l.now.Sub(l.start))
 }
 
-// run is the loop goroutine. It returns nil after Stop, or the error that
+// Run is the loop goroutine. It returns nil after Stop, or the error that
 // ended it; either way every connection gets its OnClose.
-func (l *eventLoop) run() error {
+func (l *eventLoop) Run() error {
 	// Always locked, whatever Config.LockOSThread says: a SINGLE_ISSUER ring
 	// accepts submissions only from the thread that enabled it, and with
 	// DEFER_TASKRUN completion work runs only on that thread. Never
@@ -237,7 +202,7 @@ func (l *eventLoop) run() error {
 		}
 		l.clock()
 		l.reap()
-		if l.pending.Load() {
+		if l.wakes.Pending() {
 			l.drainWakes()
 		}
 		l.timers()
@@ -251,7 +216,7 @@ func (l *eventLoop) run() error {
 		// A broken ring or a stop that timed out: the kernel may still
 		// use connection buffers, so they are never freed or reused.
 		l.abandoned = true
-		l.s.cfg.Logger.Error("io_uring loop ended with requests in flight; keeping their memory",
+		l.s.Cfg.Logger.Error("io_uring loop ended with requests in flight; keeping their memory",
 			"loop", l.idx, "inflight", l.inflight, "err", l.fatal)
 	}
 	l.closeAll() // none left after a clean stop
@@ -390,7 +355,7 @@ func (l *eventLoop) cancel(ud uint64) {
 // completes it and so ends the loop's wait.
 func (l *eventLoop) armWake() {
 	sqe := l.sqe()
-	sqe.PreparePollMultishot(l.efd, unix.POLLIN)
+	sqe.PreparePollMultishot(l.wakes.FD(), unix.POLLIN)
 	sqe.UserData = userData(kindWake, 0, 0)
 	l.wakeArmed = true
 	l.inflight++
@@ -407,9 +372,9 @@ func (l *eventLoop) onWake(res int32, flags uint32) {
 		}
 	}
 	if res > 0 {
-		_, _ = unix.Read(l.efd, l.evbuf[:]) // reset the counter
+		l.wakes.Reset()
 	} else if res < 0 && errnoOf(res) != unix.ECANCELED {
-		l.s.cfg.Logger.Error("io_uring eventfd poll failed", "loop", l.idx, "err", errnoOf(res))
+		l.s.Cfg.Logger.Error("io_uring eventfd poll failed", "loop", l.idx, "err", errnoOf(res))
 	}
 }
 
@@ -426,7 +391,7 @@ func (l *eventLoop) onWake(res int32, flags uint32) {
 // accepts first gets the connection.
 func (l *eventLoop) armAccept(ln *listenerState) {
 	sqe := l.sqe()
-	sqe.PreparePollMultishot(ln.fd, unix.POLLIN)
+	sqe.PreparePollMultishot(ln.FD, unix.POLLIN)
 	sqe.UserData = userData(kindAccept, 0, ln.idx)
 	ln.armed, ln.cancel = true, false
 	l.inflight++
@@ -464,11 +429,11 @@ func (l *eventLoop) onAccept(ln *listenerState, res int32, flags uint32) {
 func (l *eventLoop) acceptBatch(ln *listenerState) {
 	ln.more = false
 	for i := 0; i < acceptBatch; i++ {
-		// noAccept: see server.noAccept.
-		if ln.stopped || l.stopping || ln.rearmAt != 0 || l.s.noAccept.Load() {
+		// Accepting: see server.Server.noAccept.
+		if ln.stopped || l.stopping || ln.rearmAt != 0 || !l.s.Accepting() {
 			return
 		}
-		switch fd, drained, err := socket.AcceptNext(ln.fd, &l.rsa); {
+		switch fd, drained, err := socket.AcceptNext(ln.FD, &l.rsa); {
 		case drained:
 			return
 		case err != nil:
@@ -485,7 +450,7 @@ func (l *eventLoop) acceptBatch(ln *listenerState) {
 // or memory: the connection stays queued, so accepting again at once would
 // spin); existing connections carry on.
 func (l *eventLoop) backOff(ln *listenerState, err error) {
-	l.s.logAcceptError(l.now, l.idx, ln.addr, err)
+	l.s.LogAcceptError(l.now, l.idx, ln.Addr, err)
 	ln.rearmAt = max(l.nowNs+l.backoff, 1)
 	l.cancelAccept(ln)
 }
@@ -511,8 +476,8 @@ func (l *eventLoop) stopAccepting() {
 
 func (l *eventLoop) open(fd int, ln *listenerState) {
 	c := &conn{l: l, fd: int32(fd)}
-	c.local = ln.local
-	if !ln.unix {
+	c.local = ln.Local
+	if !ln.Unix {
 		// Best effort: a failure only costs latency.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		c.remote = socket.AddrPortFrom(&l.rsa)
@@ -959,7 +924,7 @@ func sockError(fd int) error {
 func (l *eventLoop) peerClosed(c *conn) {
 	c.err = io.EOF
 	c.state = stClosing
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	if c.pending() == 0 {
 		l.finish(c)
 		return
@@ -987,7 +952,7 @@ func (l *eventLoop) finish(c *conn) {
 		return
 	}
 	c.state = stDying
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	c.deliver = false
 	if c.out != nil {
 		socket.PutBuffer(c.out)
@@ -1021,7 +986,7 @@ func (l *eventLoop) onClose(c *conn, res int32) {
 		// error comes from close itself, after the descriptor was
 		// released: closing the number again could hit a reused one.
 		e := errnoOf(res)
-		l.s.cfg.Logger.Error("io_uring close failed", "loop", l.idx, "fd", int(c.fd), "err", e)
+		l.s.Cfg.Logger.Error("io_uring close failed", "loop", l.idx, "fd", int(c.fd), "err", e)
 		if e == unix.EINVAL {
 			unix.Close(int(c.fd))
 		}
@@ -1097,66 +1062,31 @@ func (l *eventLoop) expire() {
 // drainWakes runs commands first, then OnWake for each connection that
 // asked.
 func (l *eventLoop) drainWakes() {
-	l.wakeMu.Lock()
-	l.pending.Store(false)
-	l.signalled = false
-	cmds := l.cmds
-	l.cmds = 0
-	batch := l.wakeQ
-	l.wakeQ, l.wakeSpare = l.wakeSpare, nil
-	l.wakeMu.Unlock()
-
-	if cmds&cmdStopAccepting != 0 {
+	cmds, batch := l.wakes.Take()
+	if cmds&server.CmdStopAccepting != 0 {
 		l.stopAccepting()
 	}
-	if cmds&cmdStop != 0 && !l.stopping {
+	if cmds&server.CmdStop != 0 && !l.stopping {
 		l.beginStop()
 	}
-	for i, c := range batch {
-		batch[i] = nil
-		// Clear the flag before the callback so a Wake during it queues
-		// another OnWake. A closed connection is dead, not queued: skipped.
-		if c.wake.CompareAndSwap(wakeQueued, wakeIdle) {
+	for _, c := range batch {
+		// A closed connection is dead, not queued: skipped.
+		if c.wake.Claim() {
 			l.h.OnWake(c)
 		}
 	}
-	l.wakeSpare = batch[:0]
+	l.wakes.Done(batch)
 }
 
-// command sends cmd to the loop from any goroutine.
-func (l *eventLoop) command(cmd uint32) {
-	l.wakeMu.Lock()
-	defer l.wakeMu.Unlock()
-	if l.dead {
-		return
-	}
-	l.cmds |= cmd
-	l.signalLocked()
-}
+// Command sends cmd to the loop; any goroutine.
+func (l *eventLoop) Command(cmd server.Cmd) { l.wakes.Command(cmd) }
 
-// pushWake queues c for OnWake; any goroutine. False once the loop is gone.
-func (l *eventLoop) pushWake(c *conn) bool {
-	l.wakeMu.Lock()
-	defer l.wakeMu.Unlock()
-	if l.dead {
-		return false
-	}
-	l.wakeQ = append(l.wakeQ, c)
-	l.signalLocked()
-	return true
-}
+// Release frees what newEventLoop created, for a loop that never ran.
+func (l *eventLoop) Release() { l.destroy() }
 
-// signalLocked writes the eventfd unless it is already signalled. Holding
-// wakeMu keeps the write from racing with destroy (a closed eventfd's number
-// may be reused by an unrelated file).
-func (l *eventLoop) signalLocked() {
-	if l.signalled {
-		return
-	}
-	l.signalled = true
-	l.pending.Store(true)
-	_, _ = unix.Write(l.efd, eventfdOne[:])
-}
+// Conns is the number of open connections, closing ones included; any
+// goroutine.
+func (l *eventLoop) Conns() int { return int(l.nconns.Load()) }
 
 // beginStop aborts every connection and cancels the accepts and the wake
 // poll; the loop ends once their completions are in.
@@ -1185,7 +1115,7 @@ func (l *eventLoop) closeAll() {
 		if c == nil {
 			continue
 		}
-		c.wake.Store(wakeDead)
+		c.wake.Kill()
 		if c.state == stClosed {
 			continue
 		}
