@@ -7,6 +7,11 @@
 // owns everything HTTP. This package must not import the engine, the parser
 // or any handler code: bytes flow loop -> engine -> loop, never the other way.
 //
+// Backends register by name (Register, from an init function, as
+// database/sql drivers do; package loop/standard imports asyncd's own), and
+// the serving process, the supervisor and the command line find them
+// through the registry (Lookup, Names, Choose), never by importing one.
+//
 // Threading contract: every Handler method for a connection is called on that
 // connection's loop goroutine, never concurrently with another callback of the
 // same loop. Conn methods must be called on the loop goroutine too, except

@@ -45,6 +45,8 @@ type Backend struct {
 
 var _ loop.Backend = Backend{}
 
+func init() { loop.Register(Backend{}) }
+
 // Name returns "epoll".
 func (Backend) Name() string { return "epoll" }
 

@@ -57,7 +57,12 @@ type Backend struct {
 	BufferRingEntries int
 }
 
-var _ loop.Backend = Backend{}
+var (
+	_ loop.Backend   = Backend{}
+	_ loop.EnvReader = Backend{}
+)
+
+func init() { loop.Register(Backend{}) }
 
 // Name returns "io_uring".
 func (Backend) Name() string { return "io_uring" }
