@@ -10,6 +10,11 @@
 // code. Socket-level pieces shared with loop/uring live in loop/socket; the
 // server's lifecycle and the loops' wake queue in loop/internal/server.
 // docs/design.md, "The epoll backend", describes the design.
+//
+// Files by concern: backend.go (Backend, New), eventloop.go (a loop's state,
+// Run, event dispatch), wait.go (sleeping on the netpoller), rawsys.go (the
+// raw system calls), accept.go, receive.go, send.go, close.go, timers.go,
+// wake.go (wake-ups and commands), conn.go (loop.Conn, Detach).
 package epoll
 
 import (

@@ -16,6 +16,12 @@
 // with loop/epoll live in loop/socket; the server's lifecycle and the loops'
 // wake queue in loop/internal/server. docs/design.md, "The io_uring backend",
 // describes the design.
+//
+// Files by concern: backend.go (Backend, New), eventloop.go (a loop's state,
+// Run, the ready list and service), ring.go (ring set-up, user_data, reaping
+// and submitting), bufring.go (the provided-buffer ring), enter.go (the
+// wait), accept.go, receive.go, send.go, close.go, timers.go, wake.go
+// (wake-ups and commands), conn.go (loop.Conn, Detach), probe.go.
 package uring
 
 import (

@@ -74,3 +74,24 @@ func (l *eventLoop) enter() error {
 	}
 	return errno
 }
+
+// waitNs returns how long enter may wait: 0 if work is ready, else until the
+// next tick, listener re-arm or stop deadline.
+func (l *eventLoop) waitNs() int64 {
+	if len(l.ready) > 0 {
+		return 0
+	}
+	d := l.nextTick
+	for _, ln := range l.listeners {
+		if ln.more {
+			return 0
+		}
+		if ln.rearmAt != 0 && ln.rearmAt < d {
+			d = ln.rearmAt
+		}
+	}
+	if l.stopping {
+		d = min(d, l.stopAt)
+	}
+	return d - l.nowNs
+}
