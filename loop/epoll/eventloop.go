@@ -199,7 +199,7 @@ func (l *eventLoop) connEvent(c *conn, events uint32) {
 			// Paused or draining, and the socket is dead in both directions
 			// (reset): nothing more can be sent, and level-triggered HUP
 			// would fire forever.
-			l.closeNow(c, sockError(c.fd))
+			l.closeNow(c, socket.PendingError(c.fd))
 		}
 	}
 	l.flushClosed()

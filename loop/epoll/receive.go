@@ -9,14 +9,6 @@ import (
 	"github.com/asyncd/asyncd/loop/socket"
 )
 
-// sockError returns the socket's pending error, or io.EOF if none.
-func sockError(fd int) error {
-	if e, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
-		return fmt.Errorf("socket: %w", unix.Errno(e))
-	}
-	return io.EOF
-}
-
 func (l *eventLoop) read(c *conn) {
 	n, err := rawRead(c.fd, l.readBuf)
 	if err != nil {

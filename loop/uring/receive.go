@@ -2,7 +2,6 @@ package uring
 
 import (
 	"fmt"
-	"io"
 
 	"golang.org/x/sys/unix"
 
@@ -167,7 +166,7 @@ func (l *eventLoop) onPoll(c *conn, res int32) {
 	l.inflight--
 	switch {
 	case res > 0 && res&(unix.POLLERR|unix.POLLHUP) != 0 && c.state == stOpen:
-		l.fail(c, sockError(int(c.fd)))
+		l.fail(c, socket.PendingError(int(c.fd)))
 	case res > 0:
 		// Hang-up of the peer's side only (POLLRDHUP): re-arming would
 		// fire again at once. The EOF is read once resumed.
@@ -176,12 +175,4 @@ func (l *eventLoop) onPoll(c *conn, res int32) {
 		l.markReady(c) // cancelled or failed: service decides again
 	}
 	l.maybeClose(c)
-}
-
-// sockError returns the socket's pending error, or io.EOF if none.
-func sockError(fd int) error {
-	if e, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
-		return fmt.Errorf("socket: %w", unix.Errno(e))
-	}
-	return io.EOF
 }
