@@ -13,7 +13,7 @@ import (
 // listener cannot starve the loop.
 const acceptBatch = 128
 
-// listenerState is one loop's view of one listener.
+// listenerState is one loop's view of one listener; loop goroutine only.
 type listenerState struct {
 	server.Listener
 	tag     int32 // epoll data tag

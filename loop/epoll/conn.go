@@ -24,7 +24,8 @@ const (
 
 // conn is one connection. An idle keep-alive connection holds only this
 // struct: no read or write buffer (in and out are nil unless input is left
-// unconsumed or output is pending).
+// unconsumed or output is pending). Every field but wake is touched only by
+// the loop goroutine.
 type conn struct {
 	l        *eventLoop
 	in       *[]byte // unconsumed input, pooled; nil when none

@@ -27,11 +27,12 @@ const maxEvents = 512
 
 // eventLoop is one loop: an epoll set, an eventfd for wake-ups, and the
 // connections accepted on it. Every field without a comment saying otherwise
-// is touched only by the loop goroutine.
+// is touched only by the loop goroutine (after Serve; New and a never-served
+// Stop touch them before it exists).
 type eventLoop struct {
-	s       *server.Server[*eventLoop]
-	h       loop.Handler
-	idx     int
+	s       *server.Server[*eventLoop] // read-only after New (any goroutine)
+	h       loop.Handler               // read-only after New
+	idx     int                        // read-only after New (any goroutine: Conn.Loop)
 	epfd    int
 	wakes   server.WakeQueue[*conn] // other goroutines' Wake and commands (its own locking)
 	w       *waiter                 // epfd in the netpoller; nil: sleep in epoll_wait

@@ -27,7 +27,8 @@ import (
 // epoll_wait.
 var netpollWait = true
 
-// waiter is the loop's epoll descriptor as the netpoller sees it.
+// waiter is the loop's epoll descriptor as the netpoller sees it; loop
+// goroutine only.
 type waiter struct {
 	f    *os.File        // a duplicate of the epoll descriptor, registered with the netpoller
 	rc   syscall.RawConn // f's raw conn: Read parks until f is readable

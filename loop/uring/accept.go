@@ -14,7 +14,7 @@ import (
 // listener cannot starve the loop.
 const acceptBatch = 128
 
-// listenerState is one loop's view of one listener.
+// listenerState is one loop's view of one listener; loop goroutine only.
 type listenerState struct {
 	server.Listener
 	idx     uint32 // index in eventLoop.listeners, the slot in user_data

@@ -17,7 +17,8 @@ import (
 // Memory rule: both the ring entries and the buffers are mmap'd, outside the
 // Go heap, because the kernel writes into them at any time while a receive
 // is armed; they are unmapped only after the ring has been torn down with no
-// request in flight (see eventLoop.destroy).
+// request in flight (see eventLoop.destroy). Loop goroutine only, on the
+// Go side.
 type bufRing struct {
 	entries []byte // struct io_uring_buf[n], shared with the kernel
 	bufs    []byte // n buffers of size bytes

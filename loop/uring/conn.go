@@ -40,7 +40,9 @@ const (
 
 // conn is one connection. An idle keep-alive connection holds only this
 // struct and its armed multishot receive: no input or output buffer (in and
-// out are nil unless input is left unconsumed or output is pending).
+// out are nil unless input is left unconsumed or output is pending). Every
+// field but wake is touched only by the loop goroutine; the kernel reads
+// *sending while a send is in flight (see submitSend).
 type conn struct {
 	l *eventLoop
 	// in holds input not yet consumed: in[:avail] has been presented to

@@ -26,9 +26,9 @@ const (
 // saying otherwise is touched only by the loop goroutine (after Serve; New
 // and a never-served Stop touch them before).
 type eventLoop struct {
-	s       *server.Server[*eventLoop]
-	h       loop.Handler
-	idx     int
+	s       *server.Server[*eventLoop] // read-only after New (any goroutine)
+	h       loop.Handler               // read-only after New
+	idx     int                        // read-only after New (any goroutine: Conn.Loop)
 	ring    *giouring.Ring
 	flags   uint32 // io_uring_setup flags the kernel accepted
 	bufs    *bufRing
@@ -114,7 +114,7 @@ func newEventLoop(s *server.Server[*eventLoop], b Backend, idx int) (*eventLoop,
 // ring): it must stay mapped and reachable for the life of the process.
 var abandonedMem struct {
 	sync.Mutex
-	keep []any
+	keep []any // under the mutex: any loop goroutine appends
 }
 
 // destroy releases the ring, the buffer ring and the eventfd, after which

@@ -32,8 +32,12 @@ type WakeQueue[C any] struct {
 	// cleared by Take (any goroutine).
 	pending atomic.Bool
 
-	mu        sync.Mutex
-	fd        int  // under mu for writes and Close; the loop polls it
+	mu sync.Mutex
+	// fd is the eventfd: set by Open (New), written to under mu by any
+	// goroutine, closed under mu by Close (the loop goroutine, or Stop
+	// before Serve); the loop goroutine waits on it and reads it (FD,
+	// Reset) with no lock, since only it closes it once running.
+	fd        int
 	open      bool // under mu: fd is ours to write and close
 	q         []C  // under mu
 	signalled bool // under mu: eventfd written and not yet taken
