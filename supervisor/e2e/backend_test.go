@@ -14,9 +14,9 @@ const probeFailEnv = "ASYNCD_INTERNAL_IOURING_PROBE_FAIL"
 const probeFailReason = "simulated seccomp profile"
 
 // TestBackendAuto: `backend: auto` serves on epoll, the backend measured
-// cheaper per request (worker.autoBackend), silently, where io_uring runs
-// and where its probe fails, reloads included; asking for io_uring where
-// it cannot run is refused with the reason.
+// cheaper per request (autoOrder in loop/registry.go), silently, where
+// io_uring runs and where its probe fails, reloads included; asking for
+// io_uring where it cannot run is refused with the reason.
 func TestBackendAuto(t *testing.T) {
 	t.Parallel()
 	auto := strings.Replace(baseConfig, "\nbackend: epoll\n", "\nbackend: auto\n", 1)
