@@ -70,14 +70,14 @@ bench: build
 # (make test runs them under -race, which scales TestAbruptResetsLeakNothing
 # down from 10,000 resets per backend to 2,000): resets, slow clients,
 # pipeline flood, slow reader, descriptor exhaustion and the handler
-# faults (23 s on 2 loaded cores), bounded by -timeout. Then TestSoakReloads:
-# the real binary under load with SIGHUP reloads, 5 minutes per backend
+# faults (23 s on 2 loaded cores), bounded by -timeout. Then TestSoakReloads
+# (e2e/soak_test.go): the real binary under load with SIGHUP reloads, 5 minutes per backend
 # (ASYNCD_SOAK_DURATION, ASYNCD_SOAK_RELOAD_EVERY change it).
 SOAK_ATTACKS := ^(TestAbruptResetsLeakNothing|TestSlowClientsAreCutOffOthersServed|TestPipelineFloodWithoutReading|TestSlowReaderOfLargeStream|TestDescriptorExhaustion|TestHandlerPanics|TestTruncatedStreamIsVisible|TestContextAfterClientLeft|TestHandlerNeverReturns|TestHandlerWritesAfterClientLeft)$$
 
 soak: build
 	$(GO) test -run '$(SOAK_ATTACKS)' -count=1 -timeout 10m -v ./reliability/
-	ASYNCD_SOAK=1 $(GO) test -run Soak -count=1 -timeout 60m -v ./reliability/
+	ASYNCD_SOAK=1 $(GO) test -run Soak -count=1 -timeout 60m -v ./e2e/
 
 docs:
 	$(GO) run ./config/gendocs > docs/configuration.md

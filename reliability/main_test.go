@@ -35,9 +35,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	code := m.Run()
-	removeBinary()
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // serveChild runs an HTTP server (the engine on the named backend) on a
