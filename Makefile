@@ -26,6 +26,17 @@ run: build
 # make test: formatting, vet, the race-enabled unit and end-to-end suites
 # (conformance vectors included), the benchmark tools' own tests, and a
 # short run of every fuzz target.
+#
+# The tests' knobs are environment variables of their own namespace,
+# ASYNCDTEST_, apart from asyncd's settings (ASYNCD_<KEY>); the asyncd
+# binary the tests start never sees them (internal/testbin gives it a
+# clean environment):
+#   ASYNCDTEST_BACKENDS=epoll  the loop backends the suites run on; unset,
+#                              every backend, and one that cannot run here
+#                              fails. Its old name, ASYNCD_TEST_BACKENDS,
+#                              is still read.
+#   ASYNCDTEST_SOAK=1, ASYNCDTEST_SOAK_DURATION, ASYNCDTEST_SOAK_RELOAD_EVERY:
+#                              the long soak (make soak, below).
 test: fmt-check vet unit bench-unit fuzz-smoke
 
 fmt-check:
@@ -65,19 +76,19 @@ fuzz:
 bench: build
 	./bench/run.sh
 
-# make soak: the long runs, on every backend (ASYNCD_TEST_BACKENDS narrows).
+# make soak: the long runs, on every backend (ASYNCDTEST_BACKENDS narrows).
 # First the reliability attacks at full size without the race detector
 # (make test runs them under -race, which scales TestAbruptResetsLeakNothing
 # down from 10,000 resets per backend to 2,000): resets, slow clients,
 # pipeline flood, slow reader, descriptor exhaustion and the handler
 # faults (23 s on 2 loaded cores), bounded by -timeout. Then TestSoakReloads
 # (e2e/soak_test.go): the real binary under load with SIGHUP reloads, 5 minutes per backend
-# (ASYNCD_SOAK_DURATION, ASYNCD_SOAK_RELOAD_EVERY change it).
+# (ASYNCDTEST_SOAK_DURATION, ASYNCDTEST_SOAK_RELOAD_EVERY change it).
 SOAK_ATTACKS := ^(TestAbruptResetsLeakNothing|TestSlowClientsAreCutOffOthersServed|TestPipelineFloodWithoutReading|TestSlowReaderOfLargeStream|TestDescriptorExhaustion|TestHandlerPanics|TestTruncatedStreamIsVisible|TestContextAfterClientLeft|TestHandlerNeverReturns|TestHandlerWritesAfterClientLeft)$$
 
 soak: build
 	$(GO) test -run '$(SOAK_ATTACKS)' -count=1 -timeout 10m -v ./reliability/
-	ASYNCD_SOAK=1 $(GO) test -run Soak -count=1 -timeout 60m -v ./e2e/
+	ASYNCDTEST_SOAK=1 $(GO) test -run Soak -count=1 -timeout 60m -v ./e2e/
 
 docs:
 	$(GO) run ./config/gendocs > docs/configuration.md

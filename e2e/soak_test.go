@@ -21,11 +21,11 @@ import (
 	"github.com/asyncd/asyncd/internal/testbin"
 )
 
-// The soak's knobs.
+// The soak's knobs: test knobs, not asyncd settings (testbin).
 const (
-	soakVar        = "ASYNCD_SOAK"              // 1: run TestSoakReloads
-	soakDuration   = "ASYNCD_SOAK_DURATION"     // per backend; default 5m
-	soakReloadEach = "ASYNCD_SOAK_RELOAD_EVERY" // default 30s
+	soakVar        = "ASYNCDTEST_SOAK"              // 1: run TestSoakReloads
+	soakDuration   = "ASYNCDTEST_SOAK_DURATION"     // per backend; default 5m
+	soakReloadEach = "ASYNCDTEST_SOAK_RELOAD_EVERY" // default 30s
 )
 
 const mib = 1 << 20
@@ -52,8 +52,8 @@ type soakOptions struct {
 // TestSoakReloads is the long run (make soak): the real binary under
 // sustained load at high concurrency, reloaded with SIGHUP periodically,
 // on every backend. It must show no client error and flat memory. Set
-// ASYNCD_SOAK_DURATION (default 5m per backend) and
-// ASYNCD_SOAK_RELOAD_EVERY (default 30s) to change its shape.
+// ASYNCDTEST_SOAK_DURATION (default 5m per backend) and
+// ASYNCDTEST_SOAK_RELOAD_EVERY (default 30s) to change its shape.
 func TestSoakReloads(t *testing.T) {
 	if os.Getenv(soakVar) != "1" {
 		t.Skip("the soak runs only with " + soakVar + "=1 (make soak); TestReloadUnderLoad runs a short version of it in make test")

@@ -145,7 +145,7 @@ func registerTestPlugins() {
 }
 
 // eachBackend runs test once per loop backend (enginetest.Backends: every
-// backend that runs here, ASYNCD_TEST_BACKENDS to choose), as a subtest
+// backend that runs here, ASYNCDTEST_BACKENDS to choose), as a subtest
 // named after it.
 func eachBackend(t *testing.T, test func(t *testing.T, b loop.Backend)) {
 	for _, b := range enginetest.Backends(t) {
