@@ -7,7 +7,7 @@ PKGS      := ./...
 CONFIG    ?= examples/asyncd.yaml
 FUZZTIME  ?= 10m
 
-.PHONY: all build run test vet fmt-check unit bench-unit fuzz-smoke bench soak fuzz clean docs
+.PHONY: all build run test test-short vet fmt-check unit bench-unit fuzz-smoke bench soak fuzz clean docs
 
 all: build
 
@@ -38,6 +38,17 @@ run: build
 #   ASYNCDTEST_SOAK=1, ASYNCDTEST_SOAK_DURATION, ASYNCDTEST_SOAK_RELOAD_EVERY:
 #                              the long soak (make soak, below).
 test: fmt-check vet unit bench-unit fuzz-smoke
+
+# make test-short: the quick inner loop, go test -short ./... (under a
+# minute on 2 shared cores). -short skips, each with a message, what takes
+# seconds: every test that builds or runs the asyncd binary (e2e/, most of
+# deploy/), the conformance vectors over sockets and through the proxy,
+# the engine's and the reliability suite's timer, flow-control and
+# resource-exhaustion cases, the worker classes' blocking tests and the
+# random heads of httpparse's TestFastPathsAgree. make test does not pass
+# -short: it runs everything.
+test-short:
+	$(GO) test -short $(PKGS)
 
 fmt-check:
 	@files=$$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go'); \
