@@ -1,4 +1,4 @@
-package main_test
+package e2e
 
 import (
 	"encoding/json"
@@ -223,7 +223,7 @@ routes:
   - {path: /, handler: static}
 `, addr))
 	path := filepath.Join(p.dir, "access.log")
-	get(t, "http://"+addr+"/before")
+	httpGet(t, "http://"+addr+"/before")
 	lines(t, path, 1)
 	// logrotate: move the file away, then SIGUSR1 to the supervisor.
 	if err := os.Rename(path, path+".1"); err != nil {
@@ -234,7 +234,7 @@ routes:
 		_, err := os.Stat(path)
 		return err == nil
 	})
-	get(t, "http://"+addr+"/after")
+	httpGet(t, "http://"+addr+"/after")
 	if got := lines(t, path, 1); len(got) != 1 || got[0] != "GET /after HTTP/1.1" {
 		t.Errorf("new file: %q", got)
 	}
@@ -249,7 +249,7 @@ func TestAccessLogBadFormatRefusedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "asyncd.yaml")
 	os.WriteFile(cfg, []byte("access_log_format: '%(h)s %(nope)s'\n"), 0o644) //nolint:errcheck
-	out, err := execOutput(sharedBinary(t), "--check-config", "-c", cfg)
+	out, err := execOutput(asyncdBinary(t), "--check-config", "-c", cfg)
 	if err == nil || !strings.Contains(out, "access_log_format") || !strings.Contains(out, `"nope"`) ||
 		!strings.Contains(out, "asyncd.yaml") {
 		t.Fatalf("check-config: %v\n%s", err, out)

@@ -20,47 +20,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncd/asyncd/internal/testbin"
 	"golang.org/x/sys/unix"
 )
 
-// binary is the asyncd binary built once by TestMain.
-var binary string
-
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(testMain(m))
 }
 
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "asyncd-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	// Readable by the unprivileged user of TestUserDrop.
-	os.Chmod(dir, 0o755) //nolint:errcheck
-	binary = filepath.Join(dir, "asyncd")
-	gobin := "go"
-	if p, err := exec.LookPath("go"); err == nil {
-		gobin = p
-	}
-	args := []string{"build", "-o", binary}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command(gobin, append(args, "github.com/asyncd/asyncd/cmd/asyncd")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build asyncd:", err)
-		return 1
-	}
+func testMain(m *testing.M) int {
 	// Supervisors left behind by a binary upgrade are reparented to this
 	// process, so that the tests can wait for them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
 		return 1
 	}
-	return m.Run()
+	return testbin.Main(m)
+}
+
+// asyncdBinary is the binary the tests run, built once per test process
+// (testbin), in -short mode skipping the test instead. It has the race
+// detector whether or not the tests do, so that the check of its output
+// for race reports (testbin.Start) is never vacuous; cmd/asyncd's suite,
+// which moved here, always built it so.
+func asyncdBinary(t testing.TB) string {
+	t.Helper()
+	return testbin.Binary(t, testbin.Build{Race: true})
 }
 
 // server is one asyncd supervisor under test.
@@ -68,15 +53,8 @@ type server struct {
 	t      *testing.T
 	dir    string
 	config string // path of the config file
-	cmd    *exec.Cmd
-	// out is the file stdout and stderr go to: a file, not a pipe, so that
-	// waiting for the supervisor does not wait for every process that
-	// inherited the pipe (serving processes, an upgraded supervisor).
-	out string
-	// logFile, when set, is the error log to read instead of out.
-	logFile string
-	done    chan struct{}
-	exitErr error
+	p      *testbin.Process
+	cmd    *exec.Cmd // p.Cmd
 }
 
 // options for startServer.
@@ -96,70 +74,34 @@ type options struct {
 // test's directory) and starts asyncd on it.
 func startServer(t *testing.T, config string, o options) *server {
 	t.Helper()
+	bin := asyncdBinary(t)
 	dir := t.TempDir()
 	// for TestUserDrop: an unprivileged serving process reaches the files
 	os.Chmod(filepath.Dir(dir), 0o755) //nolint:errcheck
 	os.Chmod(dir, 0o755)               //nolint:errcheck
-	s := &server{t: t, dir: dir, config: filepath.Join(dir, "asyncd.yaml"), out: filepath.Join(dir, "out.log"),
-		logFile: strings.ReplaceAll(o.logFile, "@DIR@", dir), done: make(chan struct{})}
-	out, err := os.OpenFile(s.out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
+	s := &server{t: t, dir: dir, config: filepath.Join(dir, "asyncd.yaml")}
 	s.writeConfig(config)
 	argv := o.argv
 	if argv == nil {
-		argv = []string{binary, "-c", s.config}
+		argv = []string{bin, "-c", s.config}
 	}
-	s.cmd = exec.Command(argv[0], argv[1:]...)
-	s.cmd.Dir = dir
-	s.cmd.Env = append(cleanEnv(), "E2E_ASYNCD="+binary)
-	s.cmd.Env = append(s.cmd.Env, o.env...)
-	s.cmd.ExtraFiles = o.files
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	if o.cred != nil {
-		s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.cred}
-	}
-	// ETXTBSY: a binary just written (copyBinary) can be held open for
-	// writing for a moment by a process another test is forking.
-	for try := 0; ; try++ {
-		err = s.cmd.Start()
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.ETXTBSY) || try == 50 {
-			t.Fatalf("start asyncd: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-		c := exec.Command(s.cmd.Path, s.cmd.Args[1:]...)
-		c.Dir, c.Env, c.ExtraFiles, c.Stdout, c.Stderr = s.cmd.Dir, s.cmd.Env, s.cmd.ExtraFiles, s.cmd.Stdout, s.cmd.Stderr
-		c.SysProcAttr = s.cmd.SysProcAttr
-		s.cmd = c
-	}
-	go func() {
-		s.exitErr = s.cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(s.cleanup)
+	// stdout and stderr in one file, as a terminal or journald shows them.
+	s.p = testbin.Start(t, argv[0], testbin.Options{Args: argv[1:], Dir: dir, Env: append([]string{"E2E_ASYNCD=" + bin}, o.env...),
+		ExtraFiles: o.files, CombinedOutput: true, LogFile: strings.ReplaceAll(o.logFile, "@DIR@", dir),
+		SysProcAttr: credential(o.cred)})
+	s.cmd = s.p.Cmd
 	if !o.noWait {
 		s.waitLog(`msg="serving process ready"`, 1)
 	}
 	return s
 }
 
-// cleanEnv is the test's environment without what would change asyncd's
-// behaviour (ASYNCD_ settings, systemd's variables).
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "ASYNCD_") || strings.HasPrefix(kv, "LISTEN_") ||
-			strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "WATCHDOG_") {
-			continue
-		}
-		out = append(out, kv)
+// credential runs asyncd as the user of cred, if set.
+func credential(cred *syscall.Credential) *syscall.SysProcAttr {
+	if cred == nil {
+		return nil
 	}
-	return out
+	return &syscall.SysProcAttr{Credential: cred}
 }
 
 func (s *server) writeConfig(config string) {
@@ -170,71 +112,17 @@ func (s *server) writeConfig(config string) {
 	}
 }
 
-// cleanup stops the supervisor if a test left it running, and shows its
-// log when the test failed.
-func (s *server) cleanup() {
-	select {
-	case <-s.done:
-	default:
-		s.cmd.Process.Signal(syscall.SIGQUIT) //nolint:errcheck
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			s.cmd.Process.Kill() //nolint:errcheck
-			<-s.done
-		}
-	}
-	if strings.Contains(s.log(), "WARNING: DATA RACE") {
-		s.t.Errorf("the race detector found a data race in asyncd")
-	}
-	if s.t.Failed() {
-		s.t.Logf("asyncd output:\n%s", s.output())
-		if s.logFile != "" {
-			b, _ := os.ReadFile(s.logFile)
-			s.t.Logf("asyncd error log %s:\n%s", s.logFile, b)
-		}
-	}
-}
-
 // output is what asyncd wrote to stdout and stderr so far.
-func (s *server) output() string {
-	b, _ := os.ReadFile(s.out)
-	return string(b)
-}
+func (s *server) output() string { return s.p.Stdout.String() }
 
 // log is everything asyncd logged so far.
-func (s *server) log() string {
-	if s.logFile != "" {
-		b, _ := os.ReadFile(s.logFile)
-		return s.output() + string(b)
-	}
-	return s.output()
-}
+func (s *server) log() string { return s.p.Log() }
 
 // waitLog waits until pattern (a regexp) matched n times in the log and
 // returns the submatches of the n-th match.
 func (s *server) waitLog(pattern string, n int) []string {
 	s.t.Helper()
-	re := regexp.MustCompile(pattern)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ms := re.FindAllStringSubmatch(s.log(), -1)
-		if len(ms) >= n {
-			return ms[n-1]
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("log: %d of %d matches of %q after 20s", len(ms), n, pattern)
-		}
-		select {
-		case <-s.done:
-			// one last look: the line may have been written just before
-			if ms := re.FindAllStringSubmatch(s.log(), -1); len(ms) >= n {
-				return ms[n-1]
-			}
-			s.t.Fatalf("asyncd exited (%v) before %d matches of %q", s.exitErr, n, pattern)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return s.p.WaitLog(regexp.MustCompile(pattern), n, 20*time.Second)
 }
 
 // count is how many times pattern matches the log now.
@@ -279,27 +167,13 @@ func (s *server) generations() int { return s.count(`msg="serving process ready"
 
 func (s *server) signal(sig syscall.Signal) {
 	s.t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Fatalf("signal %v: %v", sig, err)
-	}
+	s.p.Signal(sig)
 }
 
 // wait waits for the supervisor to exit and returns its exit code.
 func (s *server) wait(timeout time.Duration) int {
 	s.t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(timeout):
-		s.t.Fatalf("asyncd still running %s after the signal", timeout)
-	}
-	var ee *exec.ExitError
-	if errors.As(s.exitErr, &ee) {
-		return ee.ExitCode()
-	}
-	if s.exitErr != nil {
-		s.t.Fatalf("wait: %v", s.exitErr)
-	}
-	return 0
+	return s.p.Wait(timeout)
 }
 
 // response is one HTTP response as a raw client sees it.
@@ -647,18 +521,13 @@ func procStatus(t *testing.T, pid int, field string) string {
 }
 
 // backends are the loop backends the key paths run on (forEachBackend).
-// ASYNCD_TEST_BACKENDS (e.g. "epoll") narrows them on a machine without
-// io_uring, as for the engine's suites; by default a backend that cannot
-// run fails its tests rather than being skipped.
+// testbin.BackendsVar (ASYNCDTEST_BACKENDS=epoll) narrows them on a
+// machine without io_uring, as for the engine's suites; by default a
+// backend that cannot run fails its tests rather than being skipped.
 func backends() []string {
-	all := []string{"epoll", "io_uring"}
-	want := os.Getenv("ASYNCD_TEST_BACKENDS")
-	if want == "" {
-		return all
-	}
 	var out []string
-	for _, b := range all {
-		if strings.Contains(want, b) {
+	for _, b := range []string{"epoll", "io_uring"} {
+		if testbin.WantBackend(b) {
 			out = append(out, b)
 		}
 	}

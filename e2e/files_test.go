@@ -67,7 +67,7 @@ func TestLogSymlinkPlanted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.logFile = filepath.Join(logs, "error.log.1")
+	s.p.SetLogFile(filepath.Join(logs, "error.log.1"))
 	s.signal(syscall.SIGUSR1)
 	waitRefusedOrChanged(t, s, secret, `cannot give the log file to the serving user" setting=accesslog`, 1)
 	unchanged()

@@ -1,4 +1,4 @@
-package main_test
+package e2e
 
 import (
 	"bufio"
@@ -13,52 +13,17 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/asyncd/asyncd/internal/testbin"
 )
 
-// The helpers below run the real binary for the observability tests: it
-// is built once per test run (sharedBinary), its stdout (the access log
-// with accesslog: "-") and stderr (the error log) go to files that the
-// tests poll, and every wait has a generous deadline rather than a timing
-// assumption.
-
-var (
-	buildOnce sync.Once
-	sharedBin string
-	buildErr  error
-	buildDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// sharedBinary builds the asyncd binary (with -race) once for the tests
-// that need many starts.
-func sharedBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "asyncd-cmd-test-"); buildErr != nil {
-			return
-		}
-		sharedBin = filepath.Join(buildDir, "asyncd")
-		out, err := exec.Command("go", "build", "-race", "-o", sharedBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return sharedBin
-}
+// The helpers below run the real binary for the observability tests
+// (they came from cmd/asyncd): its stdout (the access log with accesslog:
+// "-") and stderr (the error log) are apart, and every wait has a generous
+// deadline rather than a timing assumption.
 
 // waitFor is how long any one condition may take to become true: long,
 // because a -race binary on a loaded 2-core machine can be slow, and no
@@ -67,103 +32,37 @@ const waitFor = 30 * time.Second
 
 // proc is one asyncd supervisor under test.
 type proc struct {
-	t      *testing.T
-	dir    string
-	cmd    *exec.Cmd
-	stdout string
-	stderr string
-	done   chan struct{}
-	err    error
+	t   *testing.T
+	dir string
+	p   *testbin.Process
 }
 
 // run writes config ("@DIR@" is the test's directory) and starts asyncd
-// with env added to the environment, then waits for the serving process.
+// with env as its environment (testbin.Env), then waits for the serving
+// process.
 func run(t *testing.T, config string, env ...string) *proc {
 	t.Helper()
-	bin := sharedBinary(t)
+	bin := asyncdBinary(t)
 	dir := t.TempDir()
-	p := &proc{t: t, dir: dir, stdout: filepath.Join(dir, "stdout"), stderr: filepath.Join(dir, "stderr"),
-		done: make(chan struct{})}
 	cfg := filepath.Join(dir, "asyncd.yaml")
 	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(config, "@DIR@", dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	outF, err := os.Create(p.stdout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outF.Close()
-	errF, err := os.Create(p.stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errF.Close()
-	p.cmd = exec.Command(bin, "-c", cfg)
-	p.cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ASYNCD_") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
-	p.cmd.Env = append(p.cmd.Env, env...)
-	// Files, not pipes: Wait must not wait for the serving processes that
-	// inherited them.
-	p.cmd.Stdout, p.cmd.Stderr = outF, errF
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.cleanup)
+	p := &proc{t: t, dir: dir, p: testbin.Start(t, bin, testbin.Options{Args: []string{"-c", cfg}, Dir: dir, Env: env})}
 	p.waitLog("asyncd ready", 1)
 	return p
 }
 
-func (p *proc) cleanup() {
-	select {
-	case <-p.done:
-	default:
-		p.cmd.Process.Signal(syscall.SIGQUIT) //nolint:errcheck
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill() //nolint:errcheck
-			<-p.done
-		}
-	}
-	if strings.Contains(p.log(), "WARNING: DATA RACE") {
-		p.t.Errorf("the race detector found a data race in asyncd")
-	}
-	if p.t.Failed() {
-		p.t.Logf("asyncd stderr:\n%s", p.log())
-	}
-}
-
 // log is what asyncd wrote to stderr so far.
-func (p *proc) log() string {
-	b, _ := os.ReadFile(p.stderr)
-	return string(b)
-}
+func (p *proc) log() string { return p.p.Log() }
 
 // out is what asyncd wrote to stdout so far.
-func (p *proc) out() string {
-	b, _ := os.ReadFile(p.stdout)
-	return string(b)
-}
+func (p *proc) out() string { return p.p.Stdout.String() }
 
 // waitLog waits until the error log holds substr n times.
 func (p *proc) waitLog(substr string, n int) {
 	p.t.Helper()
-	eventually(p.t, fmt.Sprintf("%d× %q in the error log", n, substr), func() bool {
-		select {
-		case <-p.done:
-			p.t.Fatalf("asyncd exited (%v) before %d× %q", p.err, n, substr)
-		default:
-		}
-		return strings.Count(p.log(), substr) >= n
-	})
+	p.p.WaitLog(regexp.MustCompile(regexp.QuoteMeta(substr)), n, waitFor)
 }
 
 var readyPID = regexp.MustCompile(`asyncd ready.* pid=(\d+)`)
@@ -182,38 +81,52 @@ func (p *proc) servingPID(n int) int {
 
 func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatal(err)
-	}
+	p.p.Signal(sig)
 }
 
 // exited waits for the supervisor to exit and fails unless it exited 0.
 func (p *proc) exited() {
 	p.t.Helper()
-	select {
-	case <-p.done:
-		if p.err != nil {
-			p.t.Fatalf("asyncd exited with %v", p.err)
-		}
-	case <-time.After(waitFor):
-		p.t.Fatal("asyncd did not exit")
+	if code := p.p.Wait(waitFor); code != 0 {
+		p.t.Fatalf("asyncd exited with %v", p.p.Err())
 	}
 }
 
 // eventually polls cond until it holds, failing the test after waitFor.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll(waitFor, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
-// response is one HTTP exchange's answer.
-type response struct {
+// poll polls cond every 20ms until it holds (true) or timeout passes
+// (false).
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// freePort returns a loopback address with a port that was free a moment
+// ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// httpResponse is one HTTP exchange's answer, as net/http reads it.
+type httpResponse struct {
 	status int
 	header http.Header
 	body   string
@@ -221,7 +134,7 @@ type response struct {
 
 // exchange sends raw on a new connection to addr (from the local IP
 // local, if set) and reads one response.
-func exchange(t *testing.T, local, addr, raw string) response {
+func exchange(t *testing.T, local, addr, raw string) httpResponse {
 	t.Helper()
 	c := dialSend(t, local, addr, raw)
 	defer c.Close()
@@ -231,7 +144,7 @@ func exchange(t *testing.T, local, addr, raw string) response {
 	}
 	body, _ := io.ReadAll(r.Body)
 	r.Body.Close()
-	return response{status: r.StatusCode, header: r.Header, body: string(body)}
+	return httpResponse{status: r.StatusCode, header: r.Header, body: string(body)}
 }
 
 // dialSend connects to addr (from the local IP local, if set), sends raw
@@ -275,8 +188,8 @@ func rawExchange(t *testing.T, addr, raw string) (wire []byte, resp *http.Respon
 	return wire, resp, string(b)
 }
 
-// get is a GET without keep-alive, so that no connection outlives it.
-func get(t *testing.T, url string, header ...string) response {
+// httpGet is a GET without keep-alive, so that no connection outlives it.
+func httpGet(t *testing.T, url string, header ...string) httpResponse {
 	t.Helper()
 	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
@@ -292,7 +205,7 @@ func get(t *testing.T, url string, header ...string) response {
 	}
 	body, _ := io.ReadAll(r.Body)
 	r.Body.Close()
-	return response{status: r.StatusCode, header: r.Header, body: string(body)}
+	return httpResponse{status: r.StatusCode, header: r.Header, body: string(body)}
 }
 
 // lines waits until the file at path has at least n lines and returns them.
@@ -310,7 +223,7 @@ func lines(t *testing.T, path string, n int) []string {
 // scrape reads the Prometheus exposition at url into sample -> value.
 func scrape(t *testing.T, url string, header ...string) map[string]float64 {
 	t.Helper()
-	r := get(t, url, header...)
+	r := httpGet(t, url, header...)
 	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain; version=0.0.4") {
 		t.Fatalf("scrape %s: %d %q\n%s", url, r.status, r.header.Get("Content-Type"), r.body)
 	}
@@ -336,8 +249,10 @@ func parseSamples(t *testing.T, body string) map[string]float64 {
 }
 
 // execOutput runs the binary to completion (an action such as
-// --check-config) and returns what it printed.
+// --check-config) with the clean environment and returns what it printed.
 func execOutput(bin string, args ...string) (string, error) {
-	out, err := exec.Command(bin, args...).CombinedOutput()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = testbin.Env()
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

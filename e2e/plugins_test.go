@@ -1,4 +1,4 @@
-package main_test
+package e2e
 
 import (
 	"fmt"
@@ -33,7 +33,7 @@ routes:
   - {path: /slow, handler: static, options: {delay: 120s, body: late}}
 `, addr, maddr))
 	murl := "http://" + maddr + "/metrics"
-	if r := get(t, "http://"+addr+"/readyz"); r.status != 200 || r.body != "ok\n" {
+	if r := httpGet(t, "http://"+addr+"/readyz"); r.status != 200 || r.body != "ok\n" {
 		t.Fatalf("readyz before: %d %q", r.status, r.body)
 	}
 	// Take the loop's only off-loop slot.
@@ -46,18 +46,18 @@ routes:
 	eventually(t, "the slow request in flight", func() bool {
 		return scrape(t, murl)[`asyncd_http_requests_in_flight`] == 1
 	})
-	if r := get(t, "http://"+addr+"/readyz"); r.status != 200 {
+	if r := httpGet(t, "http://"+addr+"/readyz"); r.status != 200 {
 		t.Fatalf("readyz while the workers are busy: %d", r.status)
 	}
 
 	p.signal(syscall.SIGTERM)
 	eventually(t, "readyz 503 during shutdown_delay", func() bool {
-		return get(t, "http://"+addr+"/readyz").status == 503
+		return httpGet(t, "http://"+addr+"/readyz").status == 503
 	})
-	if r := get(t, "http://"+addr+"/readyz"); r.body != "unavailable\n" || r.header.Get("Cache-Control") != "no-store" {
+	if r := httpGet(t, "http://"+addr+"/readyz"); r.body != "unavailable\n" || r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("readyz draining: %q %q", r.body, r.header.Get("Cache-Control"))
 	}
-	if r := get(t, "http://"+addr+"/healthz"); r.status != 200 {
+	if r := httpGet(t, "http://"+addr+"/healthz"); r.status != 200 {
 		t.Errorf("healthz draining: %d, want 200", r.status)
 	}
 	if got := scrape(t, murl)[`asyncd_ready`]; got != 0 {
@@ -98,17 +98,17 @@ routes:
   - {path: /static/, handler: files, options: {root: "%s"}}
 `, addr, upstream.URL, www))
 	url := "http://" + addr
-	if r := get(t, url+"/healthz"); r.status != 200 || r.body != "ok\n" {
+	if r := httpGet(t, url+"/healthz"); r.status != 200 || r.body != "ok\n" {
 		t.Errorf("healthz: %d %q", r.status, r.body)
 	}
-	if r := get(t, url+"/readyz"); r.status != 200 {
+	if r := httpGet(t, url+"/readyz"); r.status != 200 {
 		t.Errorf("readyz: %d", r.status)
 	}
 	scrape(t, url+"/metrics")
 
 	// 127.0.0.1 is not in forwarded_allow_ips: its X-Forwarded-For is a
 	// spoof, and both the upstream and the access log see 127.0.0.1.
-	r := get(t, url+"/api/users", "X-Forwarded-For", "6.6.6.6")
+	r := httpGet(t, url+"/api/users", "X-Forwarded-For", "6.6.6.6")
 	if want := "path=/users xff=127.0.0.1 host=" + addr; r.status != 200 || r.body != want {
 		t.Errorf("proxy: %d %q, want %q", r.status, r.body, want)
 	}
@@ -118,10 +118,10 @@ routes:
 		t.Errorf("access log has no line for the proxied request from 127.0.0.1:\n%s", strings.Join(log, "\n"))
 	}
 
-	if r := get(t, url+"/static/"); r.status != 200 || r.body != "<h1>index</h1>" {
+	if r := httpGet(t, url+"/static/"); r.status != 200 || r.body != "<h1>index</h1>" {
 		t.Errorf("static index: %d %q", r.status, r.body)
 	}
-	if r := get(t, url+"/static/a.txt"); r.status != 200 || r.body != "file a" {
+	if r := httpGet(t, url+"/static/a.txt"); r.status != 200 || r.body != "file a" {
 		t.Errorf("static file: %d %q", r.status, r.body)
 	}
 	for _, target := range []string{

@@ -1,4 +1,4 @@
-package main_test
+package e2e
 
 import (
 	"bufio"
@@ -320,7 +320,7 @@ routes:
 // refuse at start (it used to say OK and leave the serving process to fail
 // five times), naming the route and the file.
 func TestCheckConfigRouteErrors(t *testing.T) {
-	bin := sharedBinary(t)
+	bin := asyncdBinary(t)
 	dir := t.TempDir()
 	for _, tt := range []struct{ routes, want string }{
 		{"  - {path: /a//b/, handler: echo}", `routes[0].path: requests are routed on their normalized path, which is never "/a//b/": write "/a/b/"`},

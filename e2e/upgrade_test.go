@@ -16,7 +16,7 @@ import (
 // manager replaces a binary: the running process keeps the old file).
 func copyBinary(t *testing.T, path string) {
 	t.Helper()
-	src, err := os.Open(binary)
+	src, err := os.Open(asyncdBinary(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,14 @@
-package reliability_test
+package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,47 +18,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/testbin"
 )
 
-// The asyncd binary the soak runs, built once per test process (with the
-// race detector when the tests have it, so that the short run in make test
-// checks the real serving and supervisor processes for races too).
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
+// The soak's knobs: test knobs, not asyncd settings (testbin).
+const (
+	soakVar        = "ASYNCDTEST_SOAK"              // 1: run TestSoakReloads
+	soakDuration   = "ASYNCDTEST_SOAK_DURATION"     // per backend; default 5m
+	soakReloadEach = "ASYNCDTEST_SOAK_RELOAD_EVERY" // default 30s
 )
 
-func asyncdBinary(t *testing.T) string {
+const mib = 1 << 20
+
+// soakBinary is the asyncd binary the soak runs: with the race detector
+// when the tests have it, so that the short run in make test checks the
+// real serving and supervisor processes for races too, and without it
+// otherwise, so that make soak measures the memory of the binary users
+// run.
+func soakBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "asyncd-reliability-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "asyncd")
-		args := []string{"build", "-o", binPath}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, "github.com/asyncd/asyncd/cmd/asyncd")...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build ./cmd/asyncd: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-// removeBinary deletes the built binary (TestMain calls it).
-func removeBinary() {
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	return testbin.Binary(t, testbin.Build{Race: testbin.Race})
 }
 
 // soakOptions shape one run.
@@ -75,29 +52,29 @@ type soakOptions struct {
 // TestSoakReloads is the long run (make soak): the real binary under
 // sustained load at high concurrency, reloaded with SIGHUP periodically,
 // on every backend. It must show no client error and flat memory. Set
-// ASYNCD_SOAK_DURATION (default 5m per backend) and
-// ASYNCD_SOAK_RELOAD_EVERY (default 30s) to change its shape.
+// ASYNCDTEST_SOAK_DURATION (default 5m per backend) and
+// ASYNCDTEST_SOAK_RELOAD_EVERY (default 30s) to change its shape.
 func TestSoakReloads(t *testing.T) {
-	if os.Getenv("ASYNCD_SOAK") != "1" {
-		t.Skip("the soak runs only with ASYNCD_SOAK=1 (make soak); TestReloadUnderLoad runs a short version of it in make test")
+	if os.Getenv(soakVar) != "1" {
+		t.Skip("the soak runs only with " + soakVar + "=1 (make soak); TestReloadUnderLoad runs a short version of it in make test")
 	}
 	o := soakOptions{duration: 5 * time.Minute, reloadEvery: 30 * time.Second, clients: 64, sampleEvery: time.Second, checkMemory: true}
-	if v := os.Getenv("ASYNCD_SOAK_DURATION"); v != "" {
+	if v := os.Getenv(soakDuration); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			t.Fatalf("ASYNCD_SOAK_DURATION: %v", err)
+			t.Fatalf("%s: %v", soakDuration, err)
 		}
 		o.duration = d
 	}
-	if v := os.Getenv("ASYNCD_SOAK_RELOAD_EVERY"); v != "" {
+	if v := os.Getenv(soakReloadEach); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			t.Fatalf("ASYNCD_SOAK_RELOAD_EVERY: %v", err)
+			t.Fatalf("%s: %v", soakReloadEach, err)
 		}
 		o.reloadEvery = d
 	}
-	for _, b := range enginetest.Backends(t) {
-		t.Run(b.Name(), func(t *testing.T) { runSoak(t, b.Name(), o) })
+	for _, b := range backends() {
+		t.Run(b, func(t *testing.T) { runSoak(t, b, o) })
 	}
 }
 
@@ -106,8 +83,8 @@ func TestSoakReloads(t *testing.T) {
 // reload every 1.2 seconds, and not one client error.
 func TestReloadUnderLoad(t *testing.T) {
 	o := soakOptions{duration: 4 * time.Second, reloadEvery: 1200 * time.Millisecond, clients: 16, sampleEvery: 200 * time.Millisecond}
-	for _, b := range enginetest.Backends(t) {
-		t.Run(b.Name(), func(t *testing.T) { runSoak(t, b.Name(), o) })
+	for _, b := range backends() {
+		t.Run(b, func(t *testing.T) { runSoak(t, b, o) })
 	}
 }
 
@@ -121,8 +98,8 @@ type sample struct {
 }
 
 func runSoak(t *testing.T, backend string, o soakOptions) {
-	bin := asyncdBinary(t)
-	addr := freeAddr(t)
+	bin := soakBinary(t)
+	addr := freePort(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "asyncd.yaml")
 	cfg := fmt.Sprintf(`bind: ["%s"]
@@ -139,48 +116,12 @@ routes:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
-	cmd := exec.Command(bin, "-c", cfgPath)
-	cmd.Env = withoutAsyncdEnv(os.Environ())
-	cmd.Stdout = io.Discard
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	readyc := make(chan struct{}, 64)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.Write([]byte(sc.Text() + "\n")) //nolint:errcheck
-			if strings.Contains(sc.Text(), "serving process ready") {
-				select {
-				case readyc <- struct{}{}:
-				default:
-				}
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			cmd.Process.Kill() //nolint:errcheck
-			<-exited
-			t.Logf("asyncd log:\n%s", tailLines(logs.String(), 60))
-		}
-	}()
-	select {
-	case <-readyc:
-	case err := <-exited:
-		stopped = true
-		t.Fatalf("asyncd exited before it was ready: %v\n%s", err, logs.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("asyncd did not report ready:\n%s", logs.String())
-	}
+	asyncd := testbin.Start(t, bin, testbin.Options{Args: []string{"-c", cfgPath}})
+	// A failure stops the test here: testbin stops asyncd and shows its
+	// log.
+	asyncd.WaitLog(regexp.MustCompile("serving process ready"), 1, 30*time.Second)
+	cmd := asyncd.Cmd
+	logs := asyncd.Stderr
 	sup := cmd.Process.Pid
 	firstServ := newestChild(sup)
 	if firstServ == 0 {
@@ -267,16 +208,15 @@ routes:
 	last := newestChild(sup)
 	cmd.Process.Signal(syscall.SIGHUP) //nolint:errcheck
 	reloads++
-	if !enginetest.Eventually(30*time.Second, func() bool { p := newestChild(sup); return p != 0 && p != last && isReady(logs.String(), reloads+1) }) {
+	if !poll(30*time.Second, func() bool { p := newestChild(sup); return p != 0 && p != last && isReady(logs.String(), reloads+1) }) {
 		t.Errorf("the serving process did not change after the last SIGHUP (pid %d)", last)
 	}
 	servPIDs[newestChild(sup)] = true
 
 	cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
 	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
+	case <-asyncd.Done():
+		if err := asyncd.Err(); err != nil {
 			t.Errorf("asyncd exit after SIGTERM: %v\n%s", err, tailLines(logs.String(), 40))
 		}
 	case <-time.After(30 * time.Second):
@@ -506,29 +446,21 @@ func newestChild(pid int) int {
 // lines.
 func isReady(log string, n int) bool { return strings.Count(log, "serving process ready") >= n }
 
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+// procRSS returns the resident set size of process pid in bytes.
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
 	if err != nil {
-		t.Fatal(err)
+		return 0, fmt.Errorf("read /proc/%d/statm: %w", pid, err)
 	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// withoutAsyncdEnv drops ASYNCD_* variables: asyncd reads every one as a
-// setting and refuses unknown ones, and the test's own (ASYNCD_SOAK,
-// ASYNCD_TEST_BACKENDS) are not settings.
-func withoutAsyncdEnv(env []string) []string {
-	var out []string
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "ASYNCD_") {
-			out = append(out, kv)
-		}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("unexpected /proc/%d/statm: %q", pid, b)
 	}
-	return out
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("unexpected /proc/%d/statm: %q", pid, b)
+	}
+	return pages * int64(os.Getpagesize()), nil
 }
 
 // tailLines returns the last n lines of s.

@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncd/asyncd/internal/testbin"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,23 +29,8 @@ func runOnce(t *testing.T, config string) (int, string) {
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "@DIR@", dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "-c", path)
-	cmd.Dir = dir
-	cmd.Env = cleanEnv()
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, stderr.String()
-	case errors.As(err, &ee) && ctx.Err() == nil:
-		return ee.ExitCode(), stderr.String()
-	}
-	t.Fatalf("asyncd on %s: %v (it should have exited at once)\n%s", path, err, stderr.String())
-	return 0, ""
+	r := testbin.Run(t, asyncdBinary(t), testbin.Options{Args: []string{"-c", path}, Dir: dir, CombinedOutput: true}, 30*time.Second)
+	return r.Code, r.Stderr
 }
 
 // TestSecondInstanceRefused: a second asyncd on the address of a running

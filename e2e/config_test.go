@@ -1,4 +1,4 @@
-package main_test
+package e2e
 
 import (
 	"encoding/json"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/asyncd/asyncd/internal/testbin"
 )
 
 // The operator's first hour (issue 20), with the real binary: one
@@ -25,8 +27,8 @@ import (
 // status, stdout and stderr.
 func checkConfig(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(sharedBinary(t), append([]string{"--check-config"}, args...)...)
-	cmd.Env = append(cleanEnv(), env...)
+	cmd := exec.Command(asyncdBinary(t), append([]string{"--check-config"}, args...)...)
+	cmd.Env = testbin.Env(env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -40,19 +42,6 @@ func checkConfig(t *testing.T, env []string, args ...string) (int, string, strin
 	return 0, stdout.String(), stderr.String()
 }
 
-// cleanEnv is the test's environment without asyncd's or Gunicorn's
-// variables.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "ASYNCD_") && name != "PORT" && name != "WEB_CONCURRENCY" && name != "GUNICORN_CMD_ARGS" {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
 var reportLine = regexp.MustCompile(`^  \S+?:(\d+): `)
 
 // TestCheckConfigReportsEveryProblem: Gunicorn's example_config.py and a
@@ -61,7 +50,7 @@ var reportLine = regexp.MustCompile(`^  \S+?:(\d+): `)
 // within each group, then the warnings; exit status 1.
 func TestCheckConfigReportsEveryProblem(t *testing.T) {
 	t.Parallel()
-	testdata := filepath.Join("..", "..", "config", "testdata", "gunicorn")
+	testdata := filepath.Join("..", "config", "testdata", "gunicorn")
 	for _, tc := range []struct {
 		file          string
 		errors, warns int
@@ -167,14 +156,12 @@ func TestStartWithMissingChdirNamesItOnce(t *testing.T) {
 	missing := filepath.Join(dir, "app")
 	cfg := filepath.Join(dir, "asyncd.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("bind: [%q]\nchdir: %s\nroutes: [{path: /, handler: static}]\n", freePort(t), missing)), 0o644)
-	cmd := exec.Command(sharedBinary(t), "-c", cfg)
-	cmd.Env = cleanEnv()
-	out, err := cmd.CombinedOutput()
+	out, err := execOutput(asyncdBinary(t), "-c", cfg)
 	if err == nil {
 		t.Fatalf("started with chdir %s:\n%s", missing, out)
 	}
 	want := fmt.Sprintf("%s:2: chdir: %s: no such file or directory", cfg, missing)
-	if !strings.Contains(string(out), want) || strings.Count(string(out), missing) != 1 {
+	if !strings.Contains(out, want) || strings.Count(out, missing) != 1 {
 		t.Fatalf("want %q, naming the directory once:\n%s", want, out)
 	}
 }
@@ -250,7 +237,7 @@ func TestVersion(t *testing.T) {
 	t.Parallel()
 	// The shared binary has no -X: the module's version from its build
 	// information, as `go version -m` shows it.
-	bin := sharedBinary(t)
+	bin := asyncdBinary(t)
 	info, err := exec.Command("go", "version", "-m", bin).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -259,11 +246,11 @@ func TestVersion(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no module line in:\n%s", info)
 	}
-	out, err := exec.Command(bin, "--version").Output()
-	if err != nil {
-		t.Fatal(err)
+	r := testbin.Run(t, bin, testbin.Options{Args: []string{"--version"}}, waitFor)
+	if r.Code != 0 {
+		t.Fatalf("--version: exit %d\n%s", r.Code, r.Stderr)
 	}
-	first := strings.SplitN(string(out), "\n", 2)[0]
+	first := strings.SplitN(r.Stdout, "\n", 2)[0]
 	stamped := string(m[1])
 	if stamped != "(devel)" && !strings.HasPrefix(first, "asyncd "+stamped+" (") {
 		t.Errorf("--version %q, want the stamped %s", first, stamped)
@@ -273,37 +260,16 @@ func TestVersion(t *testing.T) {
 
 	// With -X, that version, in --version and in the start line.
 	const v = "v9.8.7-test"
-	xbin := filepath.Join(t.TempDir(), "asyncd")
-	if out, err := exec.Command("go", "build", "-ldflags", "-X github.com/asyncd/asyncd/cli.Version="+v, "-o", xbin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	out, err = exec.Command(xbin, "--version").Output()
-	if err != nil || !strings.HasPrefix(string(out), fmt.Sprintf("asyncd %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)) {
-		t.Fatalf("--version: %v\n%s", err, out)
+	xbin := testbin.Binary(t, testbin.Build{Version: v})
+	r = testbin.Run(t, xbin, testbin.Options{Args: []string{"--version"}}, waitFor)
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, fmt.Sprintf("asyncd %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)) {
+		t.Fatalf("--version: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "asyncd.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("bind: [%q]\nroutes: [{path: /, handler: static}]\n", freePort(t))), 0o644)
-	cmd := exec.Command(xbin, "-c", cfg)
-	cmd.Env = cleanEnv()
-	logPath := filepath.Join(dir, "stderr")
-	logF, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logF.Close()
-	cmd.Stderr = logF
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGQUIT) //nolint:errcheck
-		cmd.Wait()                          //nolint:errcheck
-	}()
-	eventually(t, "the start line", func() bool {
-		b, _ := os.ReadFile(logPath)
-		return strings.Contains(string(b), `msg="asyncd starting" version=`+v+" ")
-	})
+	p := testbin.Start(t, xbin, testbin.Options{Args: []string{"-c", cfg}})
+	p.WaitLog(regexp.MustCompile(regexp.QuoteMeta(`msg="asyncd starting" version=`+v+" ")), 1, waitFor)
 }
 
 // TestGunicornVariablesInBinary: PORT gives the default bind and
@@ -316,7 +282,7 @@ func TestGunicornVariablesInBinary(t *testing.T) {
 	_, port, _ := strings.Cut(addr, ":")
 	p := run(t, "routes: [{path: /, handler: static, options: {body: hi}}]\n",
 		"PORT="+port, "GUNICORN_CMD_ARGS=--workers 1 --preload")
-	if r := get(t, "http://"+addr+"/"); r.status != 200 || r.body != "hi" {
+	if r := httpGet(t, "http://"+addr+"/"); r.status != 200 || r.body != "hi" {
 		t.Fatalf("GET on $PORT: %d %q", r.status, r.body)
 	}
 	if !strings.Contains(p.log(), `msg="config: GUNICORN_CMD_ARGS --preload: preload_app: ignored: `) {

@@ -1,4 +1,4 @@
-package main_test
+package e2e
 
 import (
 	"fmt"
@@ -33,7 +33,7 @@ routes:
 	murl := "http://" + maddr + "/metrics"
 
 	for i := 0; i < 3; i++ {
-		if r := get(t, "http://"+addr+"/hello"); r.status != 200 {
+		if r := httpGet(t, "http://"+addr+"/hello"); r.status != 200 {
 			t.Fatalf("GET /hello: %d", r.status)
 		}
 	}
