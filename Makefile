@@ -7,7 +7,7 @@ PKGS      := ./...
 CONFIG    ?= examples/asyncd.yaml
 FUZZTIME  ?= 10m
 
-.PHONY: all build run test vet fmt-check unit bench-unit fuzz-smoke bench soak fuzz clean docs
+.PHONY: all build run test test-short vet fmt-check unit bench-unit fuzz-smoke bench soak fuzz clean docs
 
 all: build
 
@@ -26,7 +26,29 @@ run: build
 # make test: formatting, vet, the race-enabled unit and end-to-end suites
 # (conformance vectors included), the benchmark tools' own tests, and a
 # short run of every fuzz target.
+#
+# The tests' knobs are environment variables of their own namespace,
+# ASYNCDTEST_, apart from asyncd's settings (ASYNCD_<KEY>); the asyncd
+# binary the tests start never sees them (internal/testbin gives it a
+# clean environment):
+#   ASYNCDTEST_BACKENDS=epoll  the loop backends the suites run on; unset,
+#                              every backend, and one that cannot run here
+#                              fails. Its old name, ASYNCD_TEST_BACKENDS,
+#                              is still read.
+#   ASYNCDTEST_SOAK=1, ASYNCDTEST_SOAK_DURATION, ASYNCDTEST_SOAK_RELOAD_EVERY:
+#                              the long soak (make soak, below).
 test: fmt-check vet unit bench-unit fuzz-smoke
+
+# make test-short: the quick inner loop, go test -short ./... (under a
+# minute on 2 shared cores). -short skips, each with a message, what takes
+# seconds: every test that builds or runs the asyncd binary (e2e/, most of
+# deploy/), the conformance vectors over sockets and through the proxy,
+# the engine's and the reliability suite's timer, flow-control and
+# resource-exhaustion cases, the worker classes' blocking tests and the
+# random heads of httpparse's TestFastPathsAgree. make test does not pass
+# -short: it runs everything.
+test-short:
+	$(GO) test -short $(PKGS)
 
 fmt-check:
 	@files=$$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go'); \
@@ -65,19 +87,19 @@ fuzz:
 bench: build
 	./bench/run.sh
 
-# make soak: the long runs, on every backend (ASYNCD_TEST_BACKENDS narrows).
+# make soak: the long runs, on every backend (ASYNCDTEST_BACKENDS narrows).
 # First the reliability attacks at full size without the race detector
 # (make test runs them under -race, which scales TestAbruptResetsLeakNothing
 # down from 10,000 resets per backend to 2,000): resets, slow clients,
 # pipeline flood, slow reader, descriptor exhaustion and the handler
-# faults (23 s on 2 loaded cores), bounded by -timeout. Then TestSoakReloads:
-# the real binary under load with SIGHUP reloads, 5 minutes per backend
-# (ASYNCD_SOAK_DURATION, ASYNCD_SOAK_RELOAD_EVERY change it).
+# faults (23 s on 2 loaded cores), bounded by -timeout. Then TestSoakReloads
+# (e2e/soak_test.go): the real binary under load with SIGHUP reloads, 5 minutes per backend
+# (ASYNCDTEST_SOAK_DURATION, ASYNCDTEST_SOAK_RELOAD_EVERY change it).
 SOAK_ATTACKS := ^(TestAbruptResetsLeakNothing|TestSlowClientsAreCutOffOthersServed|TestPipelineFloodWithoutReading|TestSlowReaderOfLargeStream|TestDescriptorExhaustion|TestHandlerPanics|TestTruncatedStreamIsVisible|TestContextAfterClientLeft|TestHandlerNeverReturns|TestHandlerWritesAfterClientLeft)$$
 
 soak: build
 	$(GO) test -run '$(SOAK_ATTACKS)' -count=1 -timeout 10m -v ./reliability/
-	ASYNCD_SOAK=1 $(GO) test -run Soak -count=1 -timeout 60m -v ./reliability/
+	ASYNCDTEST_SOAK=1 $(GO) test -run Soak -count=1 -timeout 60m -v ./e2e/
 
 docs:
 	$(GO) run ./config/gendocs > docs/configuration.md

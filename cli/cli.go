@@ -20,8 +20,8 @@ import (
 
 	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/loglimit"
+	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/supervisor"
-	"github.com/asyncd/asyncd/worker"
 )
 
 // Main runs the asyncd command with args (without the program name) and
@@ -135,8 +135,9 @@ func orDefault(s string) string {
 
 func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "asyncd %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	for _, name := range []string{"epoll", "io_uring"} {
-		if err := worker.Backends[name].Probe(); err != nil {
+	for _, name := range loop.Names() {
+		b, _ := loop.Lookup(name)
+		if err := b.Probe(); err != nil {
 			fmt.Fprintf(w, "backend %s: unavailable here: %v\n", name, err)
 		} else {
 			fmt.Fprintf(w, "backend %s: available\n", name)

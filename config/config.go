@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/asyncd/asyncd/loop"
 )
 
 // Config is the effective, validated configuration. Every exported field but
@@ -215,15 +217,13 @@ func (c *Config) EffectiveWorkerClass() WorkerClass {
 	return n
 }
 
-// Backend selects the event-loop implementation.
+// Backend selects the event-loop implementation: the name of a backend
+// registered with loop.Register ("epoll", "io_uring"), or BackendAuto.
 type Backend string
 
-// Backends.
-const (
-	BackendAuto    Backend = "auto" // the backend measured cheaper: epoll (worker.ChooseBackend)
-	BackendEpoll   Backend = "epoll"
-	BackendIOUring Backend = "io_uring"
-)
+// BackendAuto runs the backend measured cheaper where it can run
+// (loop.Choose).
+const BackendAuto Backend = loop.Auto
 
 // LogLevel is a Gunicorn log level name.
 type LogLevel string

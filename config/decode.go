@@ -391,6 +391,11 @@ func decodeEnum(s *Setting, raw any) (any, error) {
 	}
 	low := strings.ToLower(str)
 	switch s.Field {
+	case "Backend":
+		if err := checkBackend(Backend(low)); err != nil {
+			return nil, err
+		}
+		return Backend(low), nil
 	case "WorkerClass":
 		if WorkerClass(str).Normalized() == "" {
 			return nil, fmt.Errorf("must be one of sync, async, gthread (or Gunicorn's gevent, eventlet, tornado, uvicorn), got %q", str)

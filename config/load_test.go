@@ -311,7 +311,7 @@ func TestPrecedence(t *testing.T) {
 	}
 	// Keys not overridden keep the file's value.
 	c, _ := mustLoad(t, files, append([]string{"-w", "4"}, withFile...), "ASYNCD_TIMEOUT=20")
-	if c.Timeout != 20*time.Second || c.Backend != BackendEpoll || c.Source["backend"] != "asyncd.yaml:3" {
+	if c.Timeout != 20*time.Second || c.Backend != "epoll" || c.Source["backend"] != "asyncd.yaml:3" {
 		t.Fatalf("timeout %s backend %s (%s)", c.Timeout, c.Backend, c.Source["backend"])
 	}
 	// -c beats ASYNCD_CONFIG.
@@ -406,7 +406,7 @@ func TestValues(t *testing.T) {
 			check: func(c *Config) bool { return c.WorkerClass == WorkerSync && c.EffectiveWorkerClass() == WorkerGthread }},
 		{name: "enums are case-insensitive", yaml: "loglevel: WARNING\nbackend: IO_URING\nerror_log_format: JSON\n",
 			check: func(c *Config) bool {
-				return c.LogLevel == LogWarning && c.Backend == BackendIOUring && c.ErrorLogFormat == LogJSON
+				return c.LogLevel == LogWarning && c.Backend == "io_uring" && c.ErrorLogFormat == LogJSON
 			}},
 		{name: "proxy protocol bool", yaml: "proxy_protocol: true\n",
 			check: func(c *Config) bool { return c.ProxyProtocol == ProxyAuto }},

@@ -338,9 +338,10 @@ var settings = []Setting{
 			"io_uring cost 27-35% more on plaintext and 43% more pipelined (docs/benchmarks.md, " +
 			"\"io_uring against epoll\"). `auto` will use io_uring once a published run measures it at or " +
 			"below epoll. `io_uring` is refused, with the reason, where the kernel does not allow it " +
-			"(container runtimes often forbid it, and kernel.io_uring_disabled can turn it off).",
+			"(container runtimes often forbid it, and kernel.io_uring_disabled can turn it off). " +
+			"A custom build may add a backend of its own and name it here (docs/design.md, \"Backends by name\").",
 		Gunicorn: "asyncd only.",
-		check:    checkEnum("auto", "epoll", "io_uring")},
+		check:    checkBackend},
 	{Key: "timeout", Field: "Timeout", Type: TypeDuration, Default: 30 * time.Second, Short: "t",
 		Flag: "timeout", Env: env("timeout"), Group: GroupWorkerProcesses, Meta: "DURATION",
 		Help: "Heartbeat timeout: a serving process whose event loops stay silent this long is killed and replaced; 0 = off.",

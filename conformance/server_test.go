@@ -55,6 +55,9 @@ func normalize(m conformance.Message) conformance.Message {
 // rejections answer the vector's status and close; accepted requests are
 // echoed exactly as the vector parsed them; incomplete ones get no answer.
 func TestVectorsOverSockets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: every vector over sockets on every backend (about a minute); httpparse's TestConformance checks them against the parser; make test runs it")
+	}
 	dir := conformance.Dir()
 	if dir == "" {
 		t.Skip("shared/conformance not found next to the checkout: the vectors live outside the repository; httpparse's table tests still cover every rule")

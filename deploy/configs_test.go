@@ -3,7 +3,6 @@ package deploy_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/testbin"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -38,16 +38,18 @@ const killMargin = 5 * time.Second
 const stopSlack = 15 * time.Second
 
 var (
-	repoRoot  string // the asyncd module's root
-	asyncdBin string // the binary TestMain built
-	goBin     string
+	repoRoot string // the asyncd module's root
+	goBin    string
+	// exampleBins holds the examples' binaries (customBinary,
+	// dbapiBinaries), built once per test process; TestMain removes it.
+	exampleBins string
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(testMain(m))
 }
 
-func run(m *testing.M) int {
+func testMain(m *testing.M) int {
 	wd, err := os.Getwd()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -62,63 +64,29 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "the go command is needed to build asyncd:", err)
 		return 1
 	}
-	dir, err := os.MkdirTemp("", "asyncd-deploy-")
-	if err != nil {
+	if exampleBins, err = os.MkdirTemp("", "asyncd-deploy-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	asyncdBin = filepath.Join(dir, "asyncd")
-	build := exec.Command(goBin, "build", "-o", asyncdBin,
-		"-ldflags", "-X github.com/asyncd/asyncd/cli.Version="+testVersion, "./cmd/asyncd")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build asyncd: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	defer os.RemoveAll(exampleBins)
+	return testbin.Main(m)
 }
 
-// cleanEnv is the test's environment without anything asyncd reads, so
-// that a developer's ASYNCD_* variables cannot change a verdict.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "ASYNCD_") || strings.HasPrefix(kv, "LISTEN_") ||
-			strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "WATCHDOG_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-// result is one run of a binary.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-// runBin runs bin with args in dir and returns what it printed and its
-// exit status.
-func runBin(t *testing.T, bin, dir string, args ...string) result {
+// asyncdBinary is the binary the checks run, built once per test process
+// (testbin) with testVersion stamped, and without the race detector: the
+// checks run it a hundred times to read configs, not to serve. In -short
+// mode the test is skipped instead.
+func asyncdBinary(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = cleanEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-	default:
-		t.Fatalf("run %s %v: %v", bin, args, err)
-	}
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+	return testbin.Binary(t, testbin.Build{Version: testVersion})
+}
+
+// runBin runs bin with args in dir, with the clean environment
+// (testbin.Env) so that a developer's ASYNCD_* variables cannot change a
+// verdict, and returns what it printed and its exit status.
+func runBin(t *testing.T, bin, dir string, args ...string) testbin.Result {
+	t.Helper()
+	return testbin.Run(t, bin, testbin.Options{Args: args, Dir: dir}, 30*time.Second)
 }
 
 // configFile is an asyncd config to check: a file, or a block of a
@@ -240,7 +208,7 @@ func binaryFor(t *testing.T, mod string) string {
 	t.Helper()
 	switch mod {
 	case repoRoot:
-		return asyncdBin
+		return asyncdBinary(t)
 	case filepath.Join(repoRoot, customPluginDir):
 		return customBinary(t)
 	case filepath.Join(repoRoot, dbapiDir):
@@ -285,14 +253,14 @@ func TestConfigsLoad(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			bin := binaryFor(t, c.mod)
 			r := runBin(t, bin, c.dir, "--check-config", "-c", c.path)
-			if r.code != 0 || !strings.Contains(r.stdout, "config OK") {
-				t.Fatalf("asyncd --check-config -c %s: exit %d\nstdout: %s\nstderr: %s", c.name, r.code, r.stdout, r.stderr)
+			if r.Code != 0 || !strings.Contains(r.Stdout, "config OK") {
+				t.Fatalf("asyncd --check-config -c %s: exit %d\nstdout: %s\nstderr: %s", c.name, r.Code, r.Stdout, r.Stderr)
 			}
-			if r.stderr != "" {
+			if r.Stderr != "" {
 				if strings.HasPrefix(c.name, "deploy/") {
-					t.Errorf("deployment config %s loads with warnings:\n%s", c.name, r.stderr)
+					t.Errorf("deployment config %s loads with warnings:\n%s", c.name, r.Stderr)
 				} else {
-					t.Logf("%s warns (expected for Gunicorn migration examples):\n%s", c.name, r.stderr)
+					t.Logf("%s warns (expected for Gunicorn migration examples):\n%s", c.name, r.Stderr)
 				}
 			}
 		})
@@ -320,12 +288,12 @@ type effective struct {
 func loadEffective(t *testing.T, rel string) effective {
 	t.Helper()
 	path := filepath.Join(repoRoot, rel)
-	r := runBin(t, asyncdBin, filepath.Dir(path), "--print-config", "-c", path)
-	if r.code != 0 {
-		t.Fatalf("asyncd --print-config -c %s: exit %d: %s", rel, r.code, r.stderr)
+	r := runBin(t, asyncdBinary(t), filepath.Dir(path), "--print-config", "-c", path)
+	if r.Code != 0 {
+		t.Fatalf("asyncd --print-config -c %s: exit %d: %s", rel, r.Code, r.Stderr)
 	}
 	var e effective
-	if err := yaml.Unmarshal([]byte(r.stdout), &e); err != nil {
+	if err := yaml.Unmarshal([]byte(r.Stdout), &e); err != nil {
 		t.Fatalf("%s: --print-config output is not YAML: %v", rel, err)
 	}
 	return e
@@ -1139,18 +1107,18 @@ func contains(list []string, s string) bool {
 // settings section, in the settings table's order, and that Gunicorn's
 // flags for settings asyncd does not implement are explained, not unknown.
 func TestHelp(t *testing.T) {
-	r := runBin(t, asyncdBin, t.TempDir(), "--help")
-	if r.code != 0 {
-		t.Fatalf("--help: exit %d: %s", r.code, r.stderr)
+	r := runBin(t, asyncdBinary(t), t.TempDir(), "--help")
+	if r.Code != 0 {
+		t.Fatalf("--help: exit %d: %s", r.Code, r.Stderr)
 	}
-	if !strings.HasPrefix(r.stdout, "usage: asyncd [OPTIONS]") {
-		t.Errorf("--help does not start with the usage line:\n%s", r.stdout)
+	if !strings.HasPrefix(r.Stdout, "usage: asyncd [OPTIONS]") {
+		t.Errorf("--help does not start with the usage line:\n%s", r.Stdout)
 	}
 	// Split the help into sections at "Group:" lines.
 	sections := map[string]string{}
 	var order []string
 	current := "" // before the first group: -h and -v
-	for _, line := range strings.Split(r.stdout, "\n") {
+	for _, line := range strings.Split(r.Stdout, "\n") {
 		if regexp.MustCompile(`^[A-Z][A-Za-z ]+:$`).MatchString(line) {
 			current = strings.TrimSuffix(line, ":")
 			order = append(order, current)
@@ -1188,31 +1156,31 @@ func TestHelp(t *testing.T) {
 			if !listed {
 				t.Errorf("--%s (%s) is not listed under %q", s.Flag, s.Key, section)
 			}
-		case flagRE(s.Flag).MatchString(r.stdout):
+		case flagRE(s.Flag).MatchString(r.Stdout):
 			t.Errorf("--%s (%s, %s) is listed, but asyncd does not implement it", s.Flag, s.Key, s.Support)
 		}
 	}
 	// Gunicorn's flags for unimplemented settings explain themselves.
-	if r := runBin(t, asyncdBin, t.TempDir(), "--check-config", "--preload"); r.code != 0 || !strings.Contains(r.stderr, "preload_app has no effect") {
-		t.Errorf("--preload: exit %d, stderr %q; want accepted with a warning", r.code, r.stderr)
+	if r := runBin(t, asyncdBinary(t), t.TempDir(), "--check-config", "--preload"); r.Code != 0 || !strings.Contains(r.Stderr, "preload_app has no effect") {
+		t.Errorf("--preload: exit %d, stderr %q; want accepted with a warning", r.Code, r.Stderr)
 	}
-	if r := runBin(t, asyncdBin, t.TempDir(), "--check-config", "--daemon"); r.code != 1 || !strings.Contains(r.stderr, "daemon") {
-		t.Errorf("--daemon: exit %d, stderr %q; want refused with the reason", r.code, r.stderr)
+	if r := runBin(t, asyncdBinary(t), t.TempDir(), "--check-config", "--daemon"); r.Code != 1 || !strings.Contains(r.Stderr, "daemon") {
+		t.Errorf("--daemon: exit %d, stderr %q; want refused with the reason", r.Code, r.Stderr)
 	}
 }
 
 // TestVersion checks that --version prints the version stamped at build
 // time, the Go version and platform, and each backend's availability.
 func TestVersion(t *testing.T) {
-	r := runBin(t, asyncdBin, t.TempDir(), "--version")
-	if r.code != 0 {
-		t.Fatalf("--version: exit %d: %s", r.code, r.stderr)
+	r := runBin(t, asyncdBinary(t), t.TempDir(), "--version")
+	if r.Code != 0 {
+		t.Fatalf("--version: exit %d: %s", r.Code, r.Stderr)
 	}
 	gover, err := exec.Command(goBin, "env", "GOVERSION").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 	want := fmt.Sprintf("asyncd %s (%s, %s/%s)", testVersion, strings.TrimSpace(string(gover)), runtime.GOOS, runtime.GOARCH)
 	if lines[0] != want {
 		t.Errorf("--version first line %q, want %q", lines[0], want)
@@ -1232,6 +1200,6 @@ func TestVersion(t *testing.T) {
 		t.Errorf("backend epoll: %q, want available", backends["epoll"])
 	}
 	if backends["io_uring"] == "" {
-		t.Errorf("--version does not report the io_uring backend:\n%s", r.stdout)
+		t.Errorf("--version does not report the io_uring backend:\n%s", r.Stdout)
 	}
 }

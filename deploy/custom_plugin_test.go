@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/asyncd/asyncd/internal/testbin"
 )
 
 // customPluginDir is the team's own asyncd build, relative to the
@@ -31,12 +32,13 @@ var customBuild struct {
 	err  error
 }
 
-// goEnvAsOnAFreshClone is the environment with nothing that could hide a
-// broken module: no -mod or -modfile in GOFLAGS (GOFLAGS=-mod=mod would
-// fill in a missing go.sum) and no go.work (GOWORK=off).
+// goEnvAsOnAFreshClone is the test's environment (the go command needs
+// its GOPATH, GOCACHE, GOPROXY...) with nothing that could hide a broken
+// module: no -mod or -modfile in GOFLAGS (GOFLAGS=-mod=mod would fill in a
+// missing go.sum) and no go.work (GOWORK=off).
 func goEnvAsOnAFreshClone() []string {
 	var env []string
-	for _, kv := range cleanEnv() {
+	for _, kv := range os.Environ() {
 		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
 			var keep []string
 			for _, f := range strings.Fields(v) {
@@ -64,6 +66,7 @@ func goEnvAsOnAFreshClone() []string {
 // build, and the binary is moved away before the lock is released.
 func customBinary(t *testing.T) string {
 	t.Helper()
+	testbin.SkipShort(t)
 	customBuild.once.Do(func() {
 		customBuild.bin, customBuild.err = buildCustom()
 	})
@@ -98,7 +101,7 @@ func buildCustom() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(asyncdBin), "custom-")
+	tmp, err := os.MkdirTemp(exampleBins, "custom-")
 	if err != nil {
 		return "", err
 	}
@@ -147,27 +150,8 @@ func TestCustomPluginExample(t *testing.T) {
 
 	// README: ./asyncd-custom -c asyncd.yaml; -b moves it off the
 	// example's fixed port 8000, which this shared machine may be using.
-	cmd := exec.Command(bin, "-c", "asyncd.yaml", "-b", addr)
-	cmd.Dir = dir
-	cmd.Env = cleanEnv()
-	var out bytes.Buffer
-	var mu sync.Mutex
-	cmd.Stdout = lockedWriter{&mu, &out}
-	cmd.Stderr = lockedWriter{&mu, &out}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	logs := func() string { mu.Lock(); defer mu.Unlock(); return out.String() }
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
+	p := testbin.Start(t, bin, testbin.Options{Args: []string{"-c", "asyncd.yaml", "-b", addr}, Dir: dir,
+		CombinedOutput: true, SysProcAttr: &syscall.SysProcAttr{Setpgid: true}})
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	get := func(path string) (int, string, error) {
@@ -186,11 +170,10 @@ func TestCustomPluginExample(t *testing.T) {
 			break
 		}
 		select {
-		case err := <-exited:
-			stopped = true
-			t.Fatalf("asyncd-custom -c asyncd.yaml exited at start: %v\n%s", err, logs())
+		case <-p.Done():
+			t.Fatalf("asyncd-custom -c asyncd.yaml exited at start: %v", p.Err())
 		case <-ctx.Done():
-			t.Fatalf("asyncd-custom did not answer on %s within 30s\n%s", addr, logs())
+			t.Fatalf("asyncd-custom did not answer on %s within 30s", addr)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -208,30 +191,13 @@ func TestCustomPluginExample(t *testing.T) {
 		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(syscall.SIGTERM)
 	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Errorf("asyncd-custom after SIGTERM: %v\n%s", err, logs())
+	case <-p.Done():
+		if err := p.Err(); err != nil {
+			t.Errorf("asyncd-custom after SIGTERM: %v", err)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("asyncd-custom did not exit within 60s of SIGTERM\n%s", logs())
+		t.Fatalf("asyncd-custom did not exit within 60s of SIGTERM")
 	}
-	if t.Failed() {
-		t.Logf("asyncd-custom output:\n%s", logs())
-	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/asyncd/asyncd/internal/testbin"
 )
 
 // The database-backed example (examples/dbapi/README.md) is tested here,
@@ -47,6 +48,7 @@ var dbapiBuild struct {
 // customBinary, and returns them moved out of the source tree.
 func dbapiBinaries(t *testing.T) (asyncd, standalone string) {
 	t.Helper()
+	testbin.SkipShort(t)
 	dbapiBuild.once.Do(func() {
 		dbapiBuild.asyncd, dbapiBuild.standalone, dbapiBuild.err = buildDBAPI()
 	})
@@ -68,7 +70,7 @@ func buildDBAPI() (string, string, error) {
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
 
-	tmp, err := os.MkdirTemp(filepath.Dir(asyncdBin), "dbapi-")
+	tmp, err := os.MkdirTemp(exampleBins, "dbapi-")
 	if err != nil {
 		return "", "", err
 	}
@@ -226,16 +228,17 @@ func checkDBAPIReadme(t *testing.T) {
 
 // dbapiServer is one of the example's commands, running.
 type dbapiServer struct {
-	addr    string
-	cmd     *exec.Cmd
-	exited  chan error
-	stopped bool
-	logs    func() string
+	addr string
+	p    *testbin.Process
 }
 
+// logs is what the server printed so far.
+func (s *dbapiServer) logs() string { return s.p.Output() }
+
 // startDBAPI starts bin (asyncd-dbapi with asyncd.yaml, or the standalone)
-// in the example's directory on a free port, with env added, and waits
-// until it answers.
+// in the example's directory on a free port, with env as its environment
+// (testbin.Env: no DATABASE_URL unless env has one), and waits until it
+// answers.
 func startDBAPI(t *testing.T, bin string, env []string) *dbapiServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -250,26 +253,8 @@ func startDBAPI(t *testing.T, bin string, env []string) *dbapiServer {
 		// example's fixed port 8000.
 		args = append([]string{"-c", "asyncd.yaml"}, args...)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = filepath.Join(repoRoot, dbapiDir)
-	cmd.Env = append(withoutVar(cleanEnv(), "DATABASE_URL"), env...)
-	var out bytes.Buffer
-	var mu sync.Mutex
-	cmd.Stdout = lockedWriter{&mu, &out}
-	cmd.Stderr = lockedWriter{&mu, &out}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &dbapiServer{addr: addr, cmd: cmd, exited: make(chan error, 1),
-		logs: func() string { mu.Lock(); defer mu.Unlock(); return out.String() }}
-	go func() { s.exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if !s.stopped {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-s.exited
-		}
-	})
+	s := &dbapiServer{addr: addr, p: testbin.Start(t, bin, testbin.Options{Args: args, Dir: filepath.Join(repoRoot, dbapiDir),
+		Env: env, CombinedOutput: true, SysProcAttr: &syscall.SysProcAttr{Setpgid: true}})}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
@@ -279,9 +264,8 @@ func startDBAPI(t *testing.T, bin string, env []string) *dbapiServer {
 			return s
 		}
 		select {
-		case err := <-s.exited:
-			s.stopped = true
-			t.Fatalf("%s %s exited at start: %v\n%s", bin, strings.Join(args, " "), err, s.logs())
+		case <-s.p.Done():
+			t.Fatalf("%s %s exited at start: %v\n%s", bin, strings.Join(args, " "), s.p.Err(), s.logs())
 		case <-ctx.Done():
 			t.Fatalf("%s did not answer on %s within 30s\n%s", bin, addr, s.logs())
 		case <-time.After(50 * time.Millisecond):
@@ -313,13 +297,10 @@ func (s *dbapiServer) do(t *testing.T, method, path, body string) (int, string, 
 // stop sends SIGTERM and expects a clean exit.
 func (s *dbapiServer) stop(t *testing.T) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	s.p.Signal(syscall.SIGTERM)
 	select {
-	case err := <-s.exited:
-		s.stopped = true
-		if err != nil {
+	case <-s.p.Done():
+		if err := s.p.Err(); err != nil {
 			t.Errorf("after SIGTERM: %v\n%s", err, s.logs())
 		}
 	case <-time.After(60 * time.Second):

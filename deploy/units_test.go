@@ -134,7 +134,7 @@ func verifyUnits(t *testing.T, units map[string]string) {
 	dir := t.TempDir()
 	var args []string
 	for name, text := range units {
-		text = strings.ReplaceAll(text, "/usr/local/bin/asyncd", asyncdBin)
+		text = strings.ReplaceAll(text, "/usr/local/bin/asyncd", asyncdBinary(t))
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}

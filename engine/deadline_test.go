@@ -79,6 +79,9 @@ func checkDeadline(t *testing.T, r ctxReport, timeout time.Duration) {
 // client that leaves cancels it with context.Canceled. A handler on the
 // loop has no deadline.
 func TestRequestContextDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out real timeouts, seconds on each backend; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		const rt = time.Second
 		reports := make(chan ctxReport, 1)
@@ -126,6 +129,9 @@ func TestRequestContextDeadline(t *testing.T) {
 // write fails with ErrClientGone and its context ends with
 // context.Canceled, and it is logged.
 func TestSendTimeoutClosesStalledStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out real timeouts, seconds on each backend; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		type result struct{ writeErr, ctxErr error }
 		done := make(chan result, 1)
@@ -207,6 +213,9 @@ func deadlineMux(reports chan<- ctxReport) http.Handler {
 // deadline covers the whole response), asyncd completes it, as nginx's
 // send_timeout would (request_timeout bounds only the response's start).
 func TestNetHTTPDeadlineSideBySide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out real timeouts, seconds on each backend; make test runs it")
+	}
 	const limit = time.Second
 	reports := make(chan ctxReport, 1)
 	app := deadlineMux(reports)

@@ -239,6 +239,9 @@ func TestServerHeaderOff(t *testing.T) {
 }
 
 func TestTimeouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out real timeouts, seconds on each backend; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		s, _ := start(t, b, func(c *engine.Config) {
 			c.KeepAlive = 300 * time.Millisecond
@@ -300,6 +303,9 @@ func TestTimeouts(t *testing.T) {
 // without reading gets only as many requests served as fit under the output
 // limit (plus the kernel's socket buffers), not all of them.
 func TestPipelineWithoutReading(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: fills the socket buffers until TCP flow control stops the client, seconds on each backend; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		s, served := start(t, b, func(c *engine.Config) { c.OutputBufferLimit = 64 << 10 })
 		c := s.Dial(t)

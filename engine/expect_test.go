@@ -124,6 +124,9 @@ func (e *expectConn) closedWithout() {
 // next as a request. An InlineHandler route, which must get its body whole
 // on the loop, is sent 100 by the engine before the body is collected.
 func TestExpectContinue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: every Expect: 100-continue case on each backend, seconds in all; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		for _, d := range []struct {
 			name string

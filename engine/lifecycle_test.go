@@ -133,6 +133,9 @@ func TestNativeHijack(t *testing.T) {
 // completion: its context loses its deadline once the head is sent and is
 // not cancelled, nothing is logged, and the connection stays usable.
 func TestRequestTimeoutStages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out real timeouts, seconds on each backend; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		const rt = 1500 * time.Millisecond
 		r := enginetest.Router(t,
@@ -222,6 +225,9 @@ func logBufString(l *logBuffer) string {
 // every second, on the loop and for off-loop handlers: two responses more
 // than a second apart carry different dates, each close to the clock.
 func TestDateRefreshes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits for the cached Date to change, over a second on each backend; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		hello := engine.HandlerFunc(func(c *engine.Ctx) { c.WriteString("hi") }) //nolint:errcheck
 		r := enginetest.Router(t, &engine.Route{Path: "/inline", Handler: hello},
@@ -263,6 +269,9 @@ func TestDateRefreshes(t *testing.T) {
 // body within body_timeout is served where a head as slow is cut at
 // header_timeout, and the other way round.
 func TestHeaderAndBodyTimeoutsAreSeparate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out real timeouts, seconds on each backend; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		startTO := func(header, body time.Duration) *enginetest.Server {
 			s, _ := start(t, b, func(c *engine.Config) {
@@ -335,6 +344,9 @@ func TestHeaderAndBodyTimeoutsAreSeparate(t *testing.T) {
 // TCP flow control (the engine pauses reading) instead of making the
 // server buffer its input; once the request completes the rest is served.
 func TestPipelinedBehindOffLoopRequestIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: fills the socket buffers until TCP flow control stops the client, seconds on each backend; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		release := make(chan struct{})
 		var served atomic.Int64

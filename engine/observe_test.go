@@ -243,6 +243,9 @@ func TestObserveEngineAnswers(t *testing.T) {
 // a connection closed without a response (idle timeout, client EOF, a
 // client gone before its answer) is not observed at all.
 func TestObserveTimeouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out real timeouts, seconds on each backend; make test runs it")
+	}
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		const ht, rt, st = 300 * time.Millisecond, 400 * time.Millisecond, 400 * time.Millisecond
 		s, rec := startObserved(t, b, func(cfg *engine.Config) {

@@ -7,6 +7,11 @@
 // owns everything HTTP. This package must not import the engine, the parser
 // or any handler code: bytes flow loop -> engine -> loop, never the other way.
 //
+// Backends register by name (Register, from an init function, as
+// database/sql drivers do; package loop/standard imports asyncd's own), and
+// the serving process, the supervisor and the command line find them
+// through the registry (Lookup, Names, Choose), never by importing one.
+//
 // Threading contract: every Handler method for a connection is called on that
 // connection's loop goroutine, never concurrently with another callback of the
 // same loop. Conn methods must be called on the loop goroutine too, except
@@ -14,7 +19,6 @@
 package loop
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -176,18 +180,19 @@ type Backend interface {
 	New(cfg Config) (Server, error)
 }
 
-// ErrClosed is returned by Detach on a closed connection.
-var ErrClosed = errors.New("loop: connection closed")
+// Errors a backend reports through the contract.
+var (
+	// ErrClosed is returned by Detach on a closed connection.
+	ErrClosed = errors.New("loop: connection closed")
 
-// Run is a convenience for tests: it serves until ctx is done, then stops.
-func Run(ctx context.Context, s Server) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		s.Stop()
-		return <-errc
-	}
-}
+	// ErrOutputPending is returned by Detach while written output is still
+	// queued or being sent: the engine waits for OnDrained and detaches
+	// then, so that no bytes are lost or reordered on the handed-over
+	// socket.
+	ErrOutputPending = errors.New("loop: output still pending")
+
+	// ErrDrainTimeout is passed to OnClose when a closing connection's
+	// queued output made no progress for the backend's linger timeout and
+	// the connection was dropped.
+	ErrDrainTimeout = errors.New("loop: close: output not drained in time")
+)

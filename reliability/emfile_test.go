@@ -23,6 +23,9 @@ import (
 // the limit stays far below a busy core's), must accept the queued
 // connections once descriptors are free, and must not crash.
 func TestDescriptorExhaustion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a child server at its descriptor limit, seconds on each backend; make test runs it")
+	}
 	const (
 		room  = 20
 		conns = 60

@@ -363,23 +363,6 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clkTck, nil
 }
 
-// procRSS returns the resident set size of process pid in bytes.
-func procRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read /proc/%d/statm: %w", pid, err)
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0, fmt.Errorf("unexpected /proc/%d/statm: %q", pid, b)
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("unexpected /proc/%d/statm: %q", pid, b)
-	}
-	return pages * int64(os.Getpagesize()), nil
-}
-
 // median of durations (sorted copy).
 func median(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {

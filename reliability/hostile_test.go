@@ -390,6 +390,9 @@ func splitPoints(raw string, every bool, max int) []int {
 // a row stops being tried after a few failing splits, and the whole mode
 // after forty (each failure may cost a read timeout).
 func TestHostileRequestsSplit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: every attack split at every boundary, a quarter of a minute; make test runs it")
+	}
 	const (
 		workers     = 32
 		maxFailures = 4  // per row
@@ -496,6 +499,9 @@ var byteRows = []string{
 // TestHostileRequestsByteByByte sends the framing-sensitive attacks one byte
 // per segment.
 func TestHostileRequestsByteByByte(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the framing attacks one byte per segment, seconds on each backend; make test runs it")
+	}
 	rows := map[string]attack{}
 	for _, a := range attacks() {
 		rows[a.name] = a

@@ -21,11 +21,11 @@ import (
 // of running tests: its value names the backend. The EMFILE test runs the
 // server in a child so that the low descriptor limit applies to the server
 // only, not to the test's clients.
-const serverChildEnv = "ASYNCD_RELIABILITY_SERVER"
+const serverChildEnv = "ASYNCDTEST_RELIABILITY_SERVER"
 
 // childRoomEnv is how many descriptors the child server keeps free for
 // connections once it set its limit.
-const childRoomEnv = "ASYNCD_RELIABILITY_FD_ROOM"
+const childRoomEnv = "ASYNCDTEST_RELIABILITY_FD_ROOM"
 
 func TestMain(m *testing.M) {
 	if name := os.Getenv(serverChildEnv); name != "" {
@@ -35,9 +35,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	code := m.Run()
-	removeBinary()
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // serveChild runs an HTTP server (the engine on the named backend) on a

@@ -31,6 +31,9 @@ import (
 // and on the same server, keeps the backend's own buffering out of the
 // bound.
 func TestEchoLargeBodiesBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: large bodies through the echo plugin, seconds on each backend; make test runs it")
+	}
 	const clients = 2
 	size, rounds := 96*mib, 2 // per client: 192 MiB in all, per round
 	if raceEnabled {
@@ -166,6 +169,9 @@ func sendLargeBody(addr, route string, piece []byte, size int, chunked bool, wan
 // read it slowly hold the files plugin back (Flush waits for the loop),
 // so the heap grows by a small fraction of the file, not by the file.
 func TestFilesLargeDownloadsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: large files read slowly, seconds on each backend; make test runs it")
+	}
 	const (
 		clients = 2
 		size    = 128 * mib

@@ -34,6 +34,9 @@ func resetConns() int {
 // must hold no connection, no request in flight, no extra goroutine, no
 // extra descriptor and no extra heap, and must still serve.
 func TestAbruptResetsLeakNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: thousands of resets on each backend; make test runs it")
+	}
 	n := resetConns()
 	forBackends(t, func(t *testing.T, b loop.Backend) {
 		big := bytes.Repeat([]byte("r"), 256<<10)

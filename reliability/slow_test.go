@@ -43,6 +43,9 @@ func okRoute() *engine.Route {
 // without attackers in the same run (a ratio, so the machine's speed does
 // not matter).
 func TestSlowClientsAreCutOffOthersServed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: waits out header and body timeouts, seconds on each backend; make test runs it")
+	}
 	const (
 		headTimeout = 600 * time.Millisecond
 		bodyTimeout = 600 * time.Millisecond
@@ -170,6 +173,9 @@ func TestSlowClientsAreCutOffOthersServed(t *testing.T) {
 // that its heap stays bounded meanwhile, and that once the client reads,
 // every request is answered exactly once, in order.
 func TestPipelineFloodWithoutReading(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: fills the socket buffers until the server stops reading, seconds on each backend; make test runs it")
+	}
 	const (
 		requests = 20000
 		bodySize = 4096
@@ -256,6 +262,9 @@ func TestPipelineFloodWithoutReading(t *testing.T) {
 // response; when the client goes away the handler's Flush fails and the
 // handler returns.
 func TestSlowReaderOfLargeStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a client reading 1 KiB a second, seconds on each backend; make test runs it")
+	}
 	const (
 		total   = 100 * mib
 		readFor = 3 * time.Second

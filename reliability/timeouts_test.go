@@ -27,6 +27,9 @@ import (
 // each stall, so neither cuts a long transfer (issue 16: the response was
 // truncated at request_timeout).
 func TestSlowReaderOutlivesRequestTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a slow reader outlasting request_timeout, seconds on each backend; make test runs it")
+	}
 	const size, readFor = 10 << 20, 2 * time.Second
 	data := bytes.Repeat([]byte("0123456789abcdef"), size/16)
 	want := sha256.Sum256(data)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/asyncd/asyncd/bind"
 	"github.com/asyncd/asyncd/config"
-	"github.com/asyncd/asyncd/loop/uring"
+	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/safefile"
 )
 
@@ -119,12 +119,13 @@ func (s *Supervisor) spawn(cfg *config.Config, reason string) (*generation, erro
 // childEnv is the serving process's environment: the supervisor's, minus
 // asyncd settings (already merged into the config the child reads), stale
 // internal variables and systemd's (only the supervisor talks to systemd),
-// plus raw_env and the internal variables. uring.ProbeFailEnv stays: the
-// serving process is where the backend is probed and chosen.
+// plus raw_env and the internal variables. What a registered backend reads
+// (loop.ReadsEnv: uring.ProbeFailEnv) stays: the serving process is where
+// the backend is probed and chosen.
 func childEnv(environ, raw []string, extra ...string) []string {
 	var out []string
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, uring.ProbeFailEnv+"=") {
+		if loop.ReadsEnv(kv) {
 			out = append(out, kv)
 			continue
 		}

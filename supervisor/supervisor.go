@@ -27,7 +27,8 @@ import (
 
 	"github.com/asyncd/asyncd/bind"
 	"github.com/asyncd/asyncd/config"
-	"github.com/asyncd/asyncd/loop/uring"
+	"github.com/asyncd/asyncd/loop"
+	_ "github.com/asyncd/asyncd/loop/standard" // the backends asyncd ships
 )
 
 // Options configure a supervisor.
@@ -273,17 +274,22 @@ func Run(cfg *config.Config, o Options) error {
 	}
 }
 
-// checkBackend refuses `backend: io_uring` where io_uring cannot run, with
-// the probe's reason, before a serving process is started: every one would
-// fail the same way, after a crash loop that hides the reason. `auto` needs
-// no check (it falls back to epoll), and the serving process probes again
-// as the user it runs as, which may be refused where root is not.
+// checkBackend refuses a named backend (`backend: io_uring`) that cannot
+// run here, with the probe's reason, before a serving process is started:
+// every one would fail the same way, after a crash loop that hides the
+// reason. `auto` needs no check (it falls back to a backend that runs), and
+// the serving process probes again as the user it runs as, which may be
+// refused where root is not.
 func checkBackend(cfg *config.Config) error {
-	if cfg.Backend != config.BackendIOUring {
+	if cfg.Backend == config.BackendAuto {
 		return nil
 	}
-	if err := (uring.Backend{}).Probe(); err != nil {
-		return fmt.Errorf("%s: backend io_uring: %w", cfg.Source.Of("backend"), err)
+	b, ok := loop.Lookup(string(cfg.Backend))
+	if !ok { // config accepts registered backends only
+		return fmt.Errorf("%s: backend: unknown backend %q", cfg.Source.Of("backend"), cfg.Backend)
+	}
+	if err := b.Probe(); err != nil {
+		return fmt.Errorf("%s: backend %s: %w", cfg.Source.Of("backend"), cfg.Backend, err)
 	}
 	return nil
 }

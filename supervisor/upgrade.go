@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/asyncd/asyncd/loop/uring"
+	"github.com/asyncd/asyncd/loop"
 )
 
 // upgradeState is a supervisor's part in a binary upgrade (SIGUSR2): as the
@@ -84,12 +84,13 @@ func (s *Supervisor) binaryUpgrade() {
 // upgradeEnv is the new supervisor's environment: this one's, minus
 // internal variables, and minus WATCHDOG_PID (it names this process; the
 // new one must send the watchdog pings once it is the main process).
-// NOTIFY_SOCKET and WATCHDOG_USEC stay, and so does uring.ProbeFailEnv,
-// which the operator set for every generation.
+// NOTIFY_SOCKET and WATCHDOG_USEC stay, and so does what a registered
+// backend reads (loop.ReadsEnv: uring.ProbeFailEnv), which the operator set
+// for every generation.
 func upgradeEnv(environ []string, extra ...string) []string {
 	var out []string
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, uring.ProbeFailEnv+"=") {
+		if loop.ReadsEnv(kv) {
 			out = append(out, kv)
 			continue
 		}

@@ -1,7 +1,8 @@
 // Package worker is asyncd's serving process: it turns a validated config
 // into running event loops (routes built from plugins, the worker class's
-// executor, the engine, a loop backend chosen by probing), reports readiness,
-// drains on request, and watches its loops' heartbeats.
+// executor, the engine, a registered loop backend chosen by probing:
+// loop.Choose), reports readiness, drains on request, and watches its
+// loops' heartbeats.
 //
 // Worker classes map Gunicorn's names onto event loops: sync runs handlers
 // inline on the loop; async (gevent, eventlet, tornado, uvicorn) runs each
@@ -30,8 +31,7 @@ import (
 	"github.com/asyncd/asyncd/engine"
 	"github.com/asyncd/asyncd/httpparse"
 	"github.com/asyncd/asyncd/loop"
-	"github.com/asyncd/asyncd/loop/epoll"
-	"github.com/asyncd/asyncd/loop/uring"
+	_ "github.com/asyncd/asyncd/loop/standard" // the backends asyncd ships
 	"github.com/asyncd/asyncd/plugins"
 	"github.com/asyncd/asyncd/procstate"
 )
@@ -65,45 +65,6 @@ func ClassOf(name string, threads int) (Class, error) {
 		return GThread, nil
 	}
 	return "", fmt.Errorf("worker_class: unknown class %q (sync, async, gthread, or Gunicorn's gevent, eventlet, tornado, uvicorn)", name)
-}
-
-// Backends are the loop backends asyncd ships, by config name.
-var Backends = map[string]loop.Backend{
-	"epoll":    epoll.Backend{},
-	"io_uring": uring.Backend{},
-}
-
-// autoBackend is the backend `backend: auto` runs: the one measured to
-// cost less CPU per request (docs/benchmarks.md, "io_uring against
-// epoll"). epoll until io_uring is measured at or below it on the published
-// run; "io_uring" makes auto use io_uring where the kernel allows it and
-// fall back to epoll with the probe's reason. A variable for tests.
-var autoBackend = "epoll"
-
-// ChooseBackend picks the backend for the config's `backend` setting:
-// "auto" runs autoBackend (io_uring only where its probe passes, else epoll
-// with the reason logged); naming a backend that cannot run here is an
-// error with the probe's reason.
-func ChooseBackend(name string, log *slog.Logger) (loop.Backend, error) {
-	switch name {
-	case "auto", "":
-		if autoBackend != "io_uring" {
-			return Backends["epoll"], nil
-		}
-		u := Backends["io_uring"]
-		if err := u.Probe(); err != nil {
-			log.Info("io_uring unavailable, using epoll", "reason", err.Error())
-			return Backends["epoll"], nil
-		}
-		return u, nil
-	case "epoll", "io_uring":
-		b := Backends[name]
-		if err := b.Probe(); err != nil {
-			return nil, fmt.Errorf("backend %s: %w", name, err)
-		}
-		return b, nil
-	}
-	return nil, fmt.Errorf("backend: unknown backend %q (auto, epoll, io_uring)", name)
 }
 
 // Options configure a serving process.
@@ -192,7 +153,7 @@ func New(o Options) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	backend, err := ChooseBackend(string(cfg.Backend), log)
+	backend, err := loop.Choose(string(cfg.Backend), log)
 	if err != nil {
 		return nil, err
 	}
@@ -259,11 +220,10 @@ func New(o Options) (*Process, error) {
 		}
 	}
 	p.srv, err = backend.New(loop.Config{
-		Loops:        loops,
-		Listeners:    p.sockets.Listeners(loops),
-		Handler:      p.eng,
-		Logger:       log,
-		LockOSThread: backend.Name() == "io_uring",
+		Loops:     loops,
+		Listeners: p.sockets.Listeners(loops),
+		Handler:   p.eng,
+		Logger:    log,
 	})
 	if err != nil {
 		p.close()

@@ -145,7 +145,7 @@ func registerTestPlugins() {
 }
 
 // eachBackend runs test once per loop backend (enginetest.Backends: every
-// backend that runs here, ASYNCD_TEST_BACKENDS to choose), as a subtest
+// backend that runs here, ASYNCDTEST_BACKENDS to choose), as a subtest
 // named after it.
 func eachBackend(t *testing.T, test func(t *testing.T, b loop.Backend)) {
 	for _, b := range enginetest.Backends(t) {
@@ -212,6 +212,9 @@ func gateRoute(path, id string) config.Route {
 }
 
 func TestAsyncBlockingHandlerDoesNotStallTheLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a serving process per backend held by blocked handlers, seconds in all; make test runs it")
+	}
 	eachBackend(t, func(t *testing.T, b loop.Backend) {
 		id, g := newTestGate(t)
 		base := serve(t, b, func(c *config.Config) {
@@ -237,6 +240,9 @@ func TestAsyncBlockingHandlerDoesNotStallTheLoop(t *testing.T) {
 }
 
 func TestAsyncInflightBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a serving process per backend held by blocked handlers, seconds in all; make test runs it")
+	}
 	eachBackend(t, func(t *testing.T, b loop.Backend) {
 		id, g := newTestGate(t)
 		base := serve(t, b, func(c *config.Config) {
@@ -266,6 +272,9 @@ func TestAsyncInflightBound(t *testing.T) {
 }
 
 func TestGThreadPoolBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a serving process per backend held by blocked handlers, seconds in all; make test runs it")
+	}
 	eachBackend(t, func(t *testing.T, b loop.Backend) {
 		id, g := newTestGate(t)
 		base := serve(t, b, func(c *config.Config) {
@@ -291,6 +300,9 @@ func TestGThreadPoolBound(t *testing.T) {
 }
 
 func TestBlockingRouteRunsOffLoopUnderSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a serving process per backend held by blocked handlers, seconds in all; make test runs it")
+	}
 	eachBackend(t, func(t *testing.T, b loop.Backend) {
 		id, g := newTestGate(t)
 		base := serve(t, b, func(c *config.Config) {
@@ -311,6 +323,9 @@ func TestBlockingRouteRunsOffLoopUnderSync(t *testing.T) {
 }
 
 func TestSyncBlockWarningNamesTheRoute(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a serving process per backend held by blocked handlers, seconds in all; make test runs it")
+	}
 	eachBackend(t, func(t *testing.T, b loop.Backend) {
 		var buf lockedBuffer
 		base := serve(t, b, func(c *config.Config) {
@@ -352,6 +367,9 @@ func wsEcho(t *testing.T, base string) *websocket.Conn {
 }
 
 func TestHijackWebSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a serving process per backend held by blocked handlers, seconds in all; make test runs it")
+	}
 	eachBackend(t, func(t *testing.T, b loop.Backend) {
 		base := serve(t, b, func(c *config.Config) {
 			c.WorkerClass = "async"
@@ -372,6 +390,9 @@ func TestHijackWebSocket(t *testing.T) {
 // upgrades) that the engine admits next: the async pool does not count the
 // goroutines they hold.
 func TestHijackedConnectionsDoNotHoldTheBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a serving process per backend held by blocked handlers, seconds in all; make test runs it")
+	}
 	eachBackend(t, func(t *testing.T, b loop.Backend) {
 		base := serve(t, b, func(c *config.Config) {
 			c.WorkerClass = "async"

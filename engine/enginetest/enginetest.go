@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
+	"github.com/asyncd/asyncd/internal/testbin"
 	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/loop/epoll"
 	"github.com/asyncd/asyncd/loop/socket"
@@ -25,17 +26,17 @@ import (
 // Backends returns every backend the suites run on. A backend whose probe
 // fails on this machine makes the calling test fail, not skip: CI runs on a
 // kernel with io_uring, and a silently missing backend would be a false pass.
-// Set ASYNCD_TEST_BACKENDS=epoll to run on a machine without io_uring.
+// Set ASYNCDTEST_BACKENDS=epoll to run on a machine without io_uring
+// (testbin.WantBackend).
 func Backends(t testing.TB) []loop.Backend {
 	all := []loop.Backend{epoll.Backend{}, uring.Backend{}}
 	var out []loop.Backend
-	want := getenv("ASYNCD_TEST_BACKENDS")
 	for _, b := range all {
-		if want != "" && !strings.Contains(want, b.Name()) {
+		if !testbin.WantBackend(b.Name()) {
 			continue
 		}
 		if err := b.Probe(); err != nil {
-			t.Fatalf("backend %s cannot run here: %v (set ASYNCD_TEST_BACKENDS to choose backends)", b.Name(), err)
+			t.Fatalf("backend %s cannot run here: %v (set %s to choose backends)", b.Name(), err, testbin.BackendsVar)
 		}
 		out = append(out, b)
 	}

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/internal/server"
 	"github.com/asyncd/asyncd/loop/socket"
 )
 
@@ -22,16 +22,10 @@ const (
 	fTimed                      // on the loop's timed list
 )
 
-// Wake states.
-const (
-	wakeIdle   uint32 = iota
-	wakeQueued        // on the loop's wake queue
-	wakeDead          // closing, closed or detached: Wake returns false
-)
-
 // conn is one connection. An idle keep-alive connection holds only this
 // struct: no read or write buffer (in and out are nil unless input is left
-// unconsumed or output is pending).
+// unconsumed or output is pending). Every field but wake is touched only by
+// the loop goroutine.
 type conn struct {
 	l        *eventLoop
 	in       *[]byte // unconsumed input, pooled; nil when none
@@ -45,7 +39,7 @@ type conn struct {
 	gen      int32
 	mask     uint32 // events registered with epoll
 	flags    uint16
-	wake     atomic.Uint32
+	wake     server.ConnWake // any goroutine (Wake)
 }
 
 var _ loop.Conn = (*conn)(nil)
@@ -138,7 +132,7 @@ func (c *conn) ResumeRead() {
 
 // Close stops reading, sends the pending output, then half-closes and
 // discards input until the peer's EOF (lingering close) before closing the
-// socket; OnClose(c, nil) follows. The drain gives up (ErrDrainTimeout) after
+// socket; OnClose(c, nil) follows. The drain gives up (loop.ErrDrainTimeout) after
 // Backend.LingerTimeout without progress; lingering lasts at most
 // LingerTimeout. After Close, no callback but OnClose is made for c.
 func (c *conn) Close() {
@@ -147,7 +141,7 @@ func (c *conn) Close() {
 	}
 	l := c.l
 	c.flags |= fClosing
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	if l.cur != c {
 		socket.PutBuffer(c.in)
 		c.in = nil
@@ -169,33 +163,21 @@ func (c *conn) Abort() { c.l.closeNow(c, nil) }
 // it merge into one OnWake. False once c is closing, closed or detached: the
 // queue holds the connection itself, not its descriptor, so a connection
 // that reuses the descriptor never gets another's OnWake.
-func (c *conn) Wake() bool {
-	for {
-		switch c.wake.Load() {
-		case wakeDead:
-			return false
-		case wakeQueued:
-			return true
-		}
-		if c.wake.CompareAndSwap(wakeIdle, wakeQueued) {
-			return c.l.pushWake(c)
-		}
-	}
-}
+func (c *conn) Wake() bool { return c.l.wakes.Wake(c, &c.wake) }
 
 // Detach removes the socket from the loop and hands it over. The descriptor
 // stays non-blocking, so os.NewFile gives a pollable file and net.FileConn
 // works on it. unread is a copy of the input read but not consumed; called
 // during OnRead, that is the whole input of that call (nothing counts as
 // consumed yet; OnRead's return value is then ignored). It fails with
-// loop.ErrClosed after Close/Abort/Detach and with ErrOutputPending while
+// loop.ErrClosed after Close/Abort/Detach and with loop.ErrOutputPending while
 // output is queued (detach after OnDrained).
 func (c *conn) Detach() (*os.File, []byte, error) {
 	if c.flags&(fClosed|fClosing) != 0 {
 		return nil, nil, loop.ErrClosed
 	}
 	if c.out != nil {
-		return nil, nil, ErrOutputPending
+		return nil, nil, loop.ErrOutputPending
 	}
 	l := c.l
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil); err != nil {
@@ -210,7 +192,7 @@ func (c *conn) Detach() (*os.File, []byte, error) {
 		c.in = nil
 	}
 	c.flags |= fClosed
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	l.conns[c.fd] = nil
 	l.nconns.Add(-1)
 	return os.NewFile(uintptr(c.fd), "asyncd-detached"), unread, nil

@@ -151,7 +151,7 @@ func TestDetachWithPendingOutput(t *testing.T) {
 	}
 	defer c.Close()
 	c.Write([]byte("x\n"))
-	if err := <-got; !errors.Is(err, epoll.ErrOutputPending) {
+	if err := <-got; !errors.Is(err, loop.ErrOutputPending) {
 		t.Fatalf("Detach = %v, want ErrOutputPending", err)
 	}
 }
@@ -163,7 +163,7 @@ func TestCloseTimeouts(t *testing.T) {
 		wantErr error // OnClose error
 	}{
 		// The client neither reads nor closes: draining 8 MiB stalls.
-		{"drain stalls", 8 << 20, epoll.ErrDrainTimeout},
+		{"drain stalls", 8 << 20, loop.ErrDrainTimeout},
 		// Output sent; the client never closes: lingering ends in time.
 		{"linger expires", 3, nil},
 	}

@@ -2,16 +2,14 @@ package epoll
 
 import (
 	"fmt"
-	"io"
-	"net/netip"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/internal/server"
 	"github.com/asyncd/asyncd/loop/socket"
 )
 
@@ -24,45 +22,23 @@ const (
 	tagListenerBase int32 = -2 // listener i is tagged tagListenerBase - i
 )
 
-const (
-	maxEvents   = 512 // events taken per epoll_wait
-	acceptBatch = 128 // accepts per listener readiness, so one busy listener cannot starve the loop
-)
-
-// Commands sent to a loop through its wake mechanism.
-const (
-	cmdStopAccepting uint32 = 1 << iota
-	cmdStop
-)
-
-// eventfdOne is the 8-byte counter increment written to an eventfd.
-var eventfdOne = [8]byte{1}
-
-// listenerState is one loop's view of one listener.
-type listenerState struct {
-	fd      int    // the server's duplicate; closed by Server.Serve, not here
-	tag     int32  // epoll data tag
-	addr    string // for logs
-	unix    bool
-	local   *netip.AddrPort // its connections' local address; nil: a wildcard
-	armed   bool            // registered in this loop's epoll set
-	stopped bool            // StopAccepting: never re-armed
-	rearmAt int64           // loop clock (ns) at which a backed-off listener is re-armed
-}
+// maxEvents is the most events taken per epoll_wait.
+const maxEvents = 512
 
 // eventLoop is one loop: an epoll set, an eventfd for wake-ups, and the
 // connections accepted on it. Every field without a comment saying otherwise
-// is touched only by the loop goroutine.
+// is touched only by the loop goroutine (after Serve; New and a never-served
+// Stop touch them before it exists).
 type eventLoop struct {
-	s       *server
-	h       loop.Handler
-	idx     int
+	s       *server.Server[*eventLoop] // read-only after New (any goroutine)
+	h       loop.Handler               // read-only after New
+	idx     int                        // read-only after New (any goroutine: Conn.Loop)
 	epfd    int
-	evfd    int
-	w       *waiter // epfd in the netpoller; nil: sleep in epoll_wait
-	tick    int64   // TickInterval in ns
-	linger  int64   // LingerTimeout in ns
-	backoff int64   // AcceptBackoff in ns
+	wakes   server.WakeQueue[*conn] // other goroutines' Wake and commands (its own locking)
+	w       *waiter                 // epfd in the netpoller; nil: sleep in epoll_wait
+	tick    int64                   // TickInterval in ns
+	linger  int64                   // LingerTimeout in ns
+	backoff int64                   // AcceptBackoff in ns
 
 	events    []unix.EpollEvent
 	conns     []*conn // indexed by fd
@@ -84,27 +60,18 @@ type eventLoop struct {
 	stopping bool
 	ev       unix.EpollEvent     // epoll_ctl argument, kept here so it never escapes to the heap
 	rsa      unix.RawSockaddrAny // accept's peer address
-	evbuf    [8]byte
 
-	nconns atomic.Int64 // open connections, read by Server.Conns
-
-	// Shared with other goroutines (Wake, StopAccepting, Stop), under wakeMu.
-	wakeMu    sync.Mutex
-	wakeQ     []*conn
-	wakeSpare []*conn
-	signalled bool   // eventfd written and not yet drained
-	cmds      uint32 // pending cmd* bits
-	dead      bool   // eventfd closed: no more signals
+	nconns atomic.Int64 // open connections: written by the loop, read by Conns (any goroutine)
 }
 
-func newEventLoop(s *server, idx int) (*eventLoop, error) {
+func newEventLoop(s *server.Server[*eventLoop], b Backend, idx int) (*eventLoop, error) {
 	l := &eventLoop{
-		s: s, h: s.cfg.Handler, idx: idx, epfd: -1, evfd: -1,
-		tick:    int64(s.cfg.TickInterval),
-		linger:  int64(s.opts.LingerTimeout),
-		backoff: int64(s.opts.AcceptBackoff),
+		s: s, h: s.Cfg.Handler, idx: idx, epfd: -1,
+		tick:    int64(s.Cfg.TickInterval),
+		linger:  int64(b.LingerTimeout),
+		backoff: int64(b.AcceptBackoff),
 		events:  make([]unix.EpollEvent, maxEvents),
-		readBuf: make([]byte, s.cfg.ReadBufferSize),
+		readBuf: make([]byte, s.Cfg.ReadBufferSize),
 	}
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
@@ -114,23 +81,17 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 		l.closeFDs()
 		return nil, err
 	}
-	if l.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+	if err := l.wakes.Open(); err != nil {
 		l.closeFDs()
-		return nil, fmt.Errorf("eventfd: %w", err)
+		return nil, err
 	}
-	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.evfd), Pad: tagEventfd}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.evfd, &l.ev); err != nil {
+	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.wakes.FD()), Pad: tagEventfd}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.wakes.FD(), &l.ev); err != nil {
 		l.closeFDs()
 		return nil, fmt.Errorf("epoll_ctl add eventfd: %w", err)
 	}
-	for i, lc := range s.cfg.Listeners {
-		if lc.Loop != idx && lc.Loop != -1 {
-			continue
-		}
-		ln := &listenerState{
-			fd: s.lfds[i], tag: tagListenerBase - int32(len(l.listeners)),
-			addr: lc.Addr, unix: lc.Unix, local: socket.ListenerLocal(s.lfds[i], lc.Unix),
-		}
+	for _, sl := range s.ListenersOf(idx) {
+		ln := &listenerState{Listener: sl, tag: tagListenerBase - int32(len(l.listeners))}
 		l.listeners = append(l.listeners, ln)
 		if err := l.arm(ln); err != nil {
 			l.closeFDs()
@@ -143,14 +104,7 @@ func newEventLoop(s *server, idx int) (*eventLoop, error) {
 // closeFDs closes the loop's epoll and eventfd descriptors, after which
 // Wake and commands are no-ops.
 func (l *eventLoop) closeFDs() {
-	l.wakeMu.Lock()
-	l.dead = true
-	l.wakeQ = nil
-	l.wakeMu.Unlock()
-	if l.evfd >= 0 {
-		unix.Close(l.evfd)
-		l.evfd = -1
-	}
+	l.wakes.Close()
 	if l.w != nil {
 		l.w.close()
 		l.w = nil
@@ -161,44 +115,15 @@ func (l *eventLoop) closeFDs() {
 	}
 }
 
-// arm adds the listener to the loop's epoll set, level-triggered and not
-// EPOLLEXCLUSIVE. The supervisor hands the same listening socket to every
-// generation, so a waiter must never keep a connection's wake-up from the
-// others: an exclusive epoll entry ends the wake-up when a thread sleeps in
-// epoll_wait on its set (fs/eventpoll.c, ep_poll_callback), and a loop
-// woken that way that then cannot run (its process stopped between the
-// wake-up and the accept) would leave the connection queued with no other
-// server woken for it (issue 17). A loop parked on the netpoller (wait.go)
-// never sleeps in epoll_wait on its own set, so there the flag never had
-// an effect: every loop polling a shared socket is woken anyway.
-func (l *eventLoop) arm(ln *listenerState) error {
-	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(ln.fd), Pad: ln.tag}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &l.ev); err != nil {
-		return fmt.Errorf("epoll_ctl add listener %s: %w", ln.addr, err)
-	}
-	ln.armed = true
-	return nil
-}
-
-func (l *eventLoop) disarm(ln *listenerState) {
-	if !ln.armed {
-		return
-	}
-	ln.armed = false
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil); err != nil {
-		l.s.cfg.Logger.Error("epoll_ctl del listener", "loop", l.idx, "listener", ln.addr, "err", err)
-	}
-}
-
 func (l *eventLoop) clock() {
 	l.now = time.Now()
 	l.nowNs = int64(l.now.Sub(l.start))
 }
 
-// run is the loop goroutine. It returns nil after Stop, or the epoll_wait
+// Run is the loop goroutine. It returns nil after Stop, or the epoll_wait
 // error that ended it; either way every connection gets its OnClose.
-func (l *eventLoop) run() error {
-	if l.s.cfg.LockOSThread {
+func (l *eventLoop) Run() error {
+	if l.s.Cfg.LockOSThread {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 	}
@@ -242,67 +167,6 @@ func (l *eventLoop) run() error {
 	}
 }
 
-// deadline returns when the loop must next wake with nothing ready (loop
-// clock, ns): the next tick or listener re-arm.
-func (l *eventLoop) deadline() int64 {
-	d := l.nextTick
-	for _, ln := range l.listeners {
-		if !ln.armed && !ln.stopped && ln.rearmAt < d {
-			d = ln.rearmAt
-		}
-	}
-	return d
-}
-
-// msUntil converts a positive wait to epoll_wait's milliseconds, rounded up
-// so that the loop never wakes early and spins.
-func msUntil(d int64) int {
-	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
-}
-
-// timers runs what is due: OnTick and the closing-connection deadlines at
-// each tick, and listener re-arms after an accept back-off.
-func (l *eventLoop) timers() {
-	if l.nowNs >= l.nextTick {
-		l.nextTick = l.nowNs + l.tick
-		l.h.OnTick(l.idx, l.now)
-		l.flushClosed()
-		l.expire()
-	}
-	for _, ln := range l.listeners {
-		if !ln.armed && !ln.stopped && ln.rearmAt <= l.nowNs {
-			if err := l.arm(ln); err != nil {
-				l.s.logAcceptError(l.now, l.idx, ln.addr, err)
-				ln.rearmAt = l.nowNs + l.backoff
-			}
-		}
-	}
-}
-
-// expire closes connections whose drain or linger deadline passed.
-func (l *eventLoop) expire() {
-	j := 0
-	for _, c := range l.timed {
-		switch {
-		case c.flags&fClosed != 0:
-			c.flags &^= fTimed
-		case l.nowNs >= c.deadline:
-			c.flags &^= fTimed
-			if c.flags&fLinger != 0 {
-				l.closeNow(c, nil) // response sent; the peer just kept talking
-			} else {
-				l.closeNow(c, ErrDrainTimeout)
-			}
-		default:
-			l.timed[j] = c
-			j++
-		}
-	}
-	clear(l.timed[j:])
-	l.timed = l.timed[:j]
-	l.flushClosed()
-}
-
 func (l *eventLoop) dispatch(ev *unix.EpollEvent) {
 	switch {
 	case ev.Pad > 0:
@@ -336,148 +200,10 @@ func (l *eventLoop) connEvent(c *conn, events uint32) {
 			// Paused or draining, and the socket is dead in both directions
 			// (reset): nothing more can be sent, and level-triggered HUP
 			// would fire forever.
-			l.closeNow(c, sockError(c.fd))
+			l.closeNow(c, socket.PendingError(c.fd))
 		}
 	}
 	l.flushClosed()
-}
-
-// sockError returns the socket's pending error, or io.EOF if none.
-func sockError(fd int) error {
-	if e, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
-		return fmt.Errorf("socket: %w", unix.Errno(e))
-	}
-	return io.EOF
-}
-
-func (l *eventLoop) read(c *conn) {
-	n, err := rawRead(c.fd, l.readBuf)
-	if err != nil {
-		if err != unix.EAGAIN && err != unix.EINTR {
-			l.closeNow(c, fmt.Errorf("read: %w", err))
-		}
-		return
-	}
-	if n == 0 {
-		// Any leftover was presented to OnRead already; it is left
-		// unconsumed, so the peer's EOF ends the connection.
-		l.closeNow(c, io.EOF)
-		return
-	}
-	in := l.readBuf[:n]
-	if c.in != nil {
-		c.in = socket.AppendBuffer(c.in, in)
-		in = *c.in
-	}
-	l.deliver(c, in)
-}
-
-// deliver calls OnRead and keeps the unconsumed tail: in place if in is the
-// connection's own buffer, else copied from the loop's read buffer into a
-// pooled one.
-func (l *eventLoop) deliver(c *conn, in []byte) {
-	l.cur, l.curIn = c, in
-	k := l.h.OnRead(c, in)
-	l.cur, l.curIn = nil, nil
-	if c.flags&(fClosed|fClosing) != 0 {
-		// Closed, closing or detached during the callback; the buffer was
-		// kept alive until now because in aliased it.
-		socket.PutBuffer(c.in)
-		c.in = nil
-		return
-	}
-	k = min(max(k, 0), len(in))
-	if c.in != nil { // in is *c.in
-		if k == len(in) {
-			socket.PutBuffer(c.in)
-			c.in = nil
-		} else if k > 0 {
-			*c.in = (*c.in)[:copy(*c.in, (*c.in)[k:])]
-			c.in = socket.ShrinkBuffer(c.in)
-		}
-		return
-	}
-	if k < len(in) {
-		c.in = socket.GetBuffer(len(in) - k)
-		*c.in = append(*c.in, in[k:]...)
-	}
-}
-
-// runReady delivers buffered input to the connections that asked for it
-// with ResumeRead. Entries added meanwhile wait for the next round.
-func (l *eventLoop) runReady() {
-	batch := l.ready
-	l.ready = l.readySpare[:0]
-	for i, c := range batch {
-		batch[i] = nil
-		c.flags &^= fReady
-		if c.flags&(fClosed|fClosing|fPaused) != 0 || c.in == nil {
-			continue
-		}
-		l.deliver(c, *c.in)
-		l.flushClosed()
-	}
-	l.readySpare = batch[:0]
-}
-
-// flush writes pending output after EPOLLOUT.
-func (l *eventLoop) flush(c *conn) {
-	n, err := rawWrite(c.fd, (*c.out)[c.outOff:])
-	if err != nil {
-		if err != unix.EAGAIN && err != unix.EINTR {
-			l.closeNow(c, fmt.Errorf("write: %w", err))
-		}
-		return
-	}
-	c.outOff += n
-	if c.flags&fClosing != 0 {
-		c.deadline = l.nowNs + l.linger // progress: a slow reader is not a dead one
-	}
-	if c.outOff < len(*c.out) {
-		return
-	}
-	socket.PutBuffer(c.out)
-	c.out, c.outOff = nil, 0
-	if c.flags&fClosing != 0 {
-		l.startLinger(c)
-		return
-	}
-	l.update(c)
-	if c.flags&fClosed == 0 {
-		l.h.OnDrained(c)
-	}
-}
-
-// startLinger half-closes a connection whose output is all sent and reads
-// (and discards) until the peer's EOF or the linger deadline. Closing with
-// unread input would make the kernel send RST, and the peer could lose the
-// tail of the response before reading it.
-func (l *eventLoop) startLinger(c *conn) {
-	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
-		l.closeNow(c, nil) // ENOTCONN: the peer is gone, nothing to wait for
-		return
-	}
-	c.flags |= fLinger
-	c.deadline = l.nowNs + l.linger
-	l.addTimed(c)
-	l.update(c)
-}
-
-func (l *eventLoop) discard(c *conn) {
-	n, err := rawRead(c.fd, l.readBuf)
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
-	}
-	if err != nil || n == 0 {
-		l.closeNow(c, nil)
-	}
-}
-
-func (l *eventLoop) addTimed(c *conn) {
-	if c.flags&fTimed == 0 {
-		c.flags |= fTimed
-		l.timed = append(l.timed, c)
-	}
 }
 
 // update brings the connection's epoll registration in line with its state;
@@ -495,171 +221,9 @@ func (l *eventLoop) update(c *conn) {
 	c.mask = m
 }
 
-// closeNow closes the socket at once and queues OnClose, which runs after
-// the current callback returns (flushClosed), so that a handler calling
-// Abort never sees OnClose nested inside its own callback.
-func (l *eventLoop) closeNow(c *conn, err error) {
-	if c.flags&fClosed != 0 {
-		return
-	}
-	c.flags |= fClosed
-	c.wake.Store(wakeDead)
-	l.conns[c.fd] = nil
-	unix.Close(c.fd)
-	if l.cur != c {
-		socket.PutBuffer(c.in)
-		c.in = nil
-	}
-	socket.PutBuffer(c.out)
-	c.out, c.outOff = nil, 0
-	l.nconns.Add(-1)
-	l.closed = append(l.closed, closedConn{c, err})
-}
+// Release closes the descriptors of a loop that never ran.
+func (l *eventLoop) Release() { l.closeFDs() }
 
-// closedConn is a closed connection whose OnClose is queued, with its
-// error (kept here, not in every conn).
-type closedConn struct {
-	c   *conn
-	err error
-}
-
-func (l *eventLoop) flushClosed() {
-	for i := 0; i < len(l.closed); i++ { // OnClose may close more
-		c, err := l.closed[i].c, l.closed[i].err
-		l.closed[i] = closedConn{}
-		l.h.OnClose(c, err)
-	}
-	l.closed = l.closed[:0]
-}
-
-func (l *eventLoop) accept(ln *listenerState) {
-	for i := 0; i < acceptBatch && ln.armed; i++ {
-		if l.s.noAccept.Load() { // see server.noAccept
-			return
-		}
-		fd, drained, err := socket.AcceptNext(ln.fd, &l.rsa)
-		if drained {
-			return
-		}
-		if err != nil {
-			// Out of descriptors or memory: the connection stays queued,
-			// so level-triggered readiness would spin. Stop listening
-			// here for a while; existing connections carry on.
-			l.s.logAcceptError(l.now, l.idx, ln.addr, err)
-			l.disarm(ln)
-			ln.rearmAt = l.nowNs + l.backoff
-			return
-		}
-		l.open(fd, ln)
-	}
-}
-
-func (l *eventLoop) open(fd int, ln *listenerState) {
-	c := &conn{l: l, fd: fd, mask: unix.EPOLLIN | unix.EPOLLRDHUP}
-	c.local = ln.local
-	if !ln.unix {
-		// Best effort: a failure only costs latency.
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		c.remote = socket.AddrPortFrom(&l.rsa)
-	}
-	if l.gen++; l.gen <= 0 {
-		l.gen = 1
-	}
-	c.gen = l.gen
-	l.ev = unix.EpollEvent{Events: c.mask, Fd: int32(fd), Pad: c.gen}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev); err != nil {
-		unix.Close(fd)
-		l.s.logAcceptError(l.now, l.idx, ln.addr, fmt.Errorf("epoll_ctl add conn: %w", err))
-		return
-	}
-	if fd >= len(l.conns) {
-		grown := make([]*conn, max(fd+1, 2*len(l.conns), 1024))
-		copy(grown, l.conns)
-		l.conns = grown
-	}
-	l.conns[fd] = c
-	l.nconns.Add(1)
-	l.h.OnOpen(c)
-	l.flushClosed()
-}
-
-// drainWakes handles the eventfd: commands first, then OnWake for each
-// connection that asked.
-func (l *eventLoop) drainWakes() {
-	_, _ = unix.Read(l.evfd, l.evbuf[:])
-	l.wakeMu.Lock()
-	cmds := l.cmds
-	l.cmds = 0
-	l.signalled = false
-	batch := l.wakeQ
-	l.wakeQ, l.wakeSpare = l.wakeSpare, nil
-	l.wakeMu.Unlock()
-
-	if cmds&cmdStopAccepting != 0 {
-		for _, ln := range l.listeners {
-			ln.stopped = true
-			l.disarm(ln)
-		}
-	}
-	if cmds&cmdStop != 0 {
-		l.stopping = true
-	}
-	for i, c := range batch {
-		batch[i] = nil
-		// Clear the flag before the callback so a Wake during it queues
-		// another OnWake. A closed connection is dead, not queued: skipped.
-		if c.wake.CompareAndSwap(wakeQueued, wakeIdle) {
-			l.h.OnWake(c)
-			l.flushClosed()
-		}
-	}
-	l.wakeSpare = batch[:0]
-}
-
-// command sends cmd to the loop from any goroutine.
-func (l *eventLoop) command(cmd uint32) {
-	l.wakeMu.Lock()
-	defer l.wakeMu.Unlock()
-	if l.dead {
-		return
-	}
-	l.cmds |= cmd
-	l.signalLocked()
-}
-
-// pushWake queues c for OnWake; any goroutine. False once the loop is gone.
-func (l *eventLoop) pushWake(c *conn) bool {
-	l.wakeMu.Lock()
-	defer l.wakeMu.Unlock()
-	if l.dead {
-		return false
-	}
-	l.wakeQ = append(l.wakeQ, c)
-	l.signalLocked()
-	return true
-}
-
-// signalLocked writes the eventfd unless it is already signalled. Holding
-// wakeMu keeps the write from racing with closeFDs (a closed eventfd's number
-// may be reused by an unrelated file).
-func (l *eventLoop) signalLocked() {
-	if l.signalled {
-		return
-	}
-	l.signalled = true
-	_, _ = unix.Write(l.evfd, eventfdOne[:])
-}
-
-// shutdown aborts every connection, then closes the loop's descriptors.
-func (l *eventLoop) shutdown() {
-	for _, c := range l.conns {
-		if c != nil {
-			l.closeNow(c, nil)
-		}
-	}
-	l.flushClosed()
-	l.closeFDs()
-	clear(l.ready)
-	clear(l.timed)
-	l.ready, l.timed = nil, nil
-}
+// Conns is the number of open connections, lingering ones included; any
+// goroutine.
+func (l *eventLoop) Conns() int { return int(l.nconns.Load()) }

@@ -27,7 +27,8 @@ import (
 // epoll_wait.
 var netpollWait = true
 
-// waiter is the loop's epoll descriptor as the netpoller sees it.
+// waiter is the loop's epoll descriptor as the netpoller sees it; loop
+// goroutine only.
 type waiter struct {
 	f    *os.File        // a duplicate of the epoll descriptor, registered with the netpoller
 	rc   syscall.RawConn // f's raw conn: Read parks until f is readable
@@ -97,3 +98,21 @@ func (w *waiter) wait(deadline int64) (int, error) {
 
 // close deregisters and closes the duplicate.
 func (w *waiter) close() { w.f.Close() }
+
+// deadline returns when the loop must next wake with nothing ready (loop
+// clock, ns): the next tick or listener re-arm.
+func (l *eventLoop) deadline() int64 {
+	d := l.nextTick
+	for _, ln := range l.listeners {
+		if !ln.armed && !ln.stopped && ln.rearmAt < d {
+			d = ln.rearmAt
+		}
+	}
+	return d
+}
+
+// msUntil converts a positive wait to epoll_wait's milliseconds, rounded up
+// so that the loop never wakes early and spins.
+func msUntil(d int64) int {
+	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}

@@ -23,7 +23,7 @@ import (
 )
 
 // childEnv marks the re-executed test binary that plays the EMFILE server.
-const childEnv = "ASYNCD_LOOPTEST_EMFILE_CHILD"
+const childEnv = "ASYNCDTEST_LOOPTEST_EMFILE_CHILD"
 
 const (
 	emfileRoom  = 24 // descriptors left to the child server for connections

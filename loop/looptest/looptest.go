@@ -10,14 +10,20 @@
 // concurrently nor nested: a backend must not call OnClose from inside Abort),
 // OnOpen comes first, nothing follows OnClose, and c.Loop() is in range.
 //
+// The cases are grouped by concern: echo.go (data in and out), wake.go,
+// pause.go (back-pressure), close.go and closeeof.go, detach.go,
+// lifecycle.go (StopAccepting, Stop, Conns, ticks), emfile.go,
+// heldinput.go and sharedlistener.go; looptest.go holds Run, the test
+// handler and the client helpers.
+//
 // It owns no production code and must not be imported outside tests.
 package looptest
 
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -468,15 +474,14 @@ func tempSocketPath(t *testing.T) string {
 	return filepath.Join(dir, "s.sock")
 }
 
-func lines(prefix string, n int) string {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "%s%d\n", prefix, i)
-	}
-	return b.String()
+// testLogger sends backend logs to the test log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlogWriter{t}, nil))
 }
 
-// onceFlag is a tiny helper for hooks that act on the first call only.
-type onceFlag struct{ done atomic.Bool }
+type tlogWriter struct{ t testing.TB }
 
-func (o *onceFlag) first() bool { return o.done.CompareAndSwap(false, true) }
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

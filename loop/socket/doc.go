@@ -2,8 +2,8 @@
 // backends (loop/epoll, loop/uring) share: creating and adopting listening
 // sockets, accepting without allocating, converting raw socket addresses to
 // netip.AddrPort, classifying accept errors, a size-classed byte-buffer pool
-// for per-connection leftover input and pending output, and a log rate
-// limiter.
+// for per-connection leftover input and pending output, a log rate limiter,
+// and reading a socket's pending error.
 //
 // It owns no event loop and no connection state, and knows nothing of the
 // engine or HTTP: it must not import loop/epoll, loop/uring, the engine or any

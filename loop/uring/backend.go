@@ -13,31 +13,32 @@
 // sockets it is handed (never the caller's files), the accepted sockets and
 // every buffer the kernel reads or writes. It knows nothing of HTTP: it must
 // not import the engine, the parser or handler code. Socket helpers shared
-// with loop/epoll live in loop/socket. See docs/design-uring.md.
+// with loop/epoll live in loop/socket; the server's lifecycle and the loops'
+// wake queue in loop/internal/server. docs/design.md, "The io_uring backend",
+// describes the design.
+//
+// Files by concern: backend.go (Backend, New), eventloop.go (a loop's state,
+// Run, the ready list and service), ring.go (ring set-up, user_data, reaping
+// and submitting), bufring.go (the provided-buffer ring), enter.go (the
+// wait), accept.go, receive.go, send.go, close.go, timers.go, wake.go
+// (wake-ups and commands), conn.go (loop.Conn, Detach), probe.go.
 package uring
 
 import (
-	"errors"
-	"fmt"
-	"log/slog"
 	"math/bits"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/asyncd/asyncd/loop"
-	"github.com/asyncd/asyncd/loop/socket"
+	"github.com/asyncd/asyncd/loop/internal/server"
 )
 
-// Defaults for the zero values of Backend and loop.Config. They match
-// loop/epoll's so that switching backends changes no behaviour.
+// Defaults for the zero values of Backend and loop.Config, loop/epoll's
+// (server's) so that switching backends changes no behaviour.
 const (
-	DefaultLingerTimeout     = 2 * time.Second
-	DefaultAcceptBackoff     = 100 * time.Millisecond
-	DefaultTickInterval      = 100 * time.Millisecond
-	DefaultReadBufferSize    = 64 << 10
+	DefaultLingerTimeout     = server.DefaultLingerTimeout
+	DefaultAcceptBackoff     = server.DefaultAcceptBackoff
+	DefaultTickInterval      = server.DefaultTickInterval
+	DefaultReadBufferSize    = server.DefaultReadBufferSize
 	DefaultBufferRingEntries = 256
 )
 
@@ -45,15 +46,6 @@ const (
 // finish its in-flight requests (cancelled at once, normally) before it
 // gives up and abandons the memory they may still touch.
 const stopDrainTimeout = 5 * time.Second
-
-// ErrOutputPending is returned by Detach while written output is still
-// queued or being sent: the engine waits for OnDrained and detaches then, so
-// that no bytes are lost or reordered on the handed-over socket.
-var ErrOutputPending = errors.New("io_uring: output still pending")
-
-// ErrDrainTimeout is passed to OnClose when a closing connection's queued
-// output made no progress for LingerTimeout and the connection was dropped.
-var ErrDrainTimeout = errors.New("io_uring: close: output not drained in time")
 
 // Backend is the io_uring loop.Backend. The zero value is ready to use.
 type Backend struct {
@@ -71,33 +63,24 @@ type Backend struct {
 	BufferRingEntries int
 }
 
-var _ loop.Backend = Backend{}
+var (
+	_ loop.Backend   = Backend{}
+	_ loop.EnvReader = Backend{}
+)
+
+func init() { loop.Register(Backend{}) }
 
 // Name returns "io_uring".
 func (Backend) Name() string { return "io_uring" }
 
-// New creates a server with cfg. It creates every loop's ring (disabled
-// until its loop thread enables it, IORING_SETUP_R_DISABLED, because a
-// SINGLE_ISSUER ring belongs to the thread that enables it), buffer ring and
-// eventfd, and duplicates the listeners (socket.DupListener) at once, so that
-// configuration and resource errors surface here; nothing is accepted until
-// Serve. Stop releases them even if Serve never ran.
+// New creates a server with cfg (server.New). It creates every loop's ring
+// (disabled until its loop thread enables it, IORING_SETUP_R_DISABLED,
+// because a SINGLE_ISSUER ring belongs to the thread that enables it),
+// buffer ring and eventfd at once, so that resource errors surface here;
+// nothing is accepted until Serve. Stop releases them even if Serve never
+// ran: each loop aborts its connections (OnClose(c, nil) each, once the
+// kernel confirms the close) and ends.
 func (b Backend) New(cfg loop.Config) (loop.Server, error) {
-	if cfg.Loops < 1 {
-		return nil, fmt.Errorf("io_uring: Loops must be >= 1, got %d", cfg.Loops)
-	}
-	if cfg.Handler == nil {
-		return nil, errors.New("io_uring: nil Handler")
-	}
-	if cfg.TickInterval <= 0 {
-		cfg.TickInterval = DefaultTickInterval
-	}
-	if cfg.ReadBufferSize <= 0 {
-		cfg.ReadBufferSize = DefaultReadBufferSize
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
 	if b.LingerTimeout <= 0 {
 		b.LingerTimeout = DefaultLingerTimeout
 	}
@@ -108,148 +91,10 @@ func (b Backend) New(cfg loop.Config) (loop.Server, error) {
 		b.BufferRingEntries = DefaultBufferRingEntries
 	}
 	b.BufferRingEntries = 1 << bits.Len(uint(min(max(b.BufferRingEntries, 8), 32768)-1))
-	s := &server{cfg: cfg, opts: b}
-	for i, l := range cfg.Listeners {
-		if l.Loop < -1 || l.Loop >= cfg.Loops {
-			s.release()
-			return nil, fmt.Errorf("io_uring: listener %s: Loop %d out of range [-1, %d)", l.Addr, l.Loop, cfg.Loops)
-		}
-		fd, err := socket.DupListener(l.File)
-		if err != nil {
-			s.release()
-			return nil, fmt.Errorf("io_uring: listener %d (%s): %w", i, l.Addr, err)
-		}
-		s.lfds = append(s.lfds, fd)
-	}
-	for i := 0; i < cfg.Loops; i++ {
-		l, err := newEventLoop(s, i)
-		if err != nil {
-			s.release()
-			return nil, fmt.Errorf("io_uring: loop %d: %w", i, err)
-		}
-		s.loops = append(s.loops, l)
+	s, err := server.New(cfg, server.Options{Name: "io_uring", AcceptBackoff: b.AcceptBackoff},
+		func(s *server.Server[*eventLoop], idx int) (*eventLoop, error) { return newEventLoop(s, b, idx) })
+	if err != nil {
+		return nil, err
 	}
 	return s, nil
-}
-
-// server is the io_uring loop.Server.
-type server struct {
-	cfg   loop.Config
-	opts  Backend
-	loops []*eventLoop
-	lfds  []int // our duplicates of cfg.Listeners, same order
-
-	acceptLog socket.LogLimiter
-	// noAccept is set by StopAccepting before the loops hear of it: each
-	// loop checks it before every accept, so one that was busy when asked
-	// takes no connection once it runs again (any goroutine).
-	noAccept atomic.Bool
-
-	mu      sync.Mutex
-	state   int // stateNew, stateServing, stateDone
-	stopped bool
-}
-
-const (
-	stateNew = iota
-	stateServing
-	stateDone
-)
-
-// Serve runs the loops until Stop and returns nil, or the errors that ended
-// loops (after stopping the others).
-func (s *server) Serve() error {
-	s.mu.Lock()
-	switch s.state {
-	case stateDone:
-		s.mu.Unlock()
-		return nil
-	case stateServing:
-		s.mu.Unlock()
-		return errors.New("io_uring: Serve called twice")
-	}
-	s.state = stateServing
-	s.mu.Unlock()
-
-	errs := make([]error, len(s.loops))
-	var wg sync.WaitGroup
-	for i, l := range s.loops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := l.run(); err != nil {
-				errs[i] = err
-				s.Stop() // a dead loop takes the server down
-			}
-		}()
-	}
-	wg.Wait()
-
-	s.mu.Lock()
-	s.state = stateDone
-	s.mu.Unlock()
-	for _, fd := range s.lfds {
-		unix.Close(fd)
-	}
-	s.lfds = nil
-	return errors.Join(errs...)
-}
-
-// StopAccepting stops every loop accepting: no loop calls accept4 once it
-// returns (a loop in the middle of one serves what it got). It returns at
-// once; each loop cancels its listener polls at its next wake-up.
-func (s *server) StopAccepting() {
-	s.noAccept.Store(true)
-	for _, l := range s.loops {
-		l.command(cmdStopAccepting)
-	}
-}
-
-// Stop asks every loop to abort its connections (OnClose(c, nil) each, once
-// the kernel confirms the close) and end; Serve returns once all have. It
-// returns at once. Before Serve, it releases the server's resources itself.
-func (s *server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return
-	}
-	s.stopped = true
-	if s.state == stateNew {
-		s.state = stateDone
-		s.release()
-		return
-	}
-	for _, l := range s.loops {
-		l.command(cmdStop)
-	}
-}
-
-// release frees everything New created; only for a server that never served.
-func (s *server) release() {
-	for _, l := range s.loops {
-		l.destroy()
-	}
-	for _, fd := range s.lfds {
-		unix.Close(fd)
-	}
-	s.lfds = nil
-}
-
-// Conns reports the open connections per loop, closing ones included.
-func (s *server) Conns() []int {
-	n := make([]int, len(s.loops))
-	for i, l := range s.loops {
-		n[i] = int(l.nconns.Load())
-	}
-	return n
-}
-
-// logAcceptError logs at most one accept error per second for the server.
-func (s *server) logAcceptError(now time.Time, loopIdx int, addr string, err error) {
-	if ok, dropped := s.acceptLog.Allow(now, time.Second); ok {
-		s.cfg.Logger.Warn("accept failed; backing off",
-			"loop", loopIdx, "listener", addr, "err", err,
-			"backoff", s.opts.AcceptBackoff, "suppressed", dropped)
-	}
 }

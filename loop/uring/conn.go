@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/internal/server"
 	"github.com/asyncd/asyncd/loop/socket"
 	"github.com/asyncd/asyncd/loop/uring/internal/giouring"
 )
@@ -38,16 +38,11 @@ const (
 	opClose
 )
 
-// Wake states.
-const (
-	wakeIdle   uint32 = iota
-	wakeQueued        // on the loop's wake queue
-	wakeDead          // closing, closed or detached: Wake returns false
-)
-
 // conn is one connection. An idle keep-alive connection holds only this
 // struct and its armed multishot receive: no input or output buffer (in and
-// out are nil unless input is left unconsumed or output is pending).
+// out are nil unless input is left unconsumed or output is pending). Every
+// field but wake is touched only by the loop goroutine; the kernel reads
+// *sending while a send is in flight (see submitSend).
 type conn struct {
 	l *eventLoop
 	// in holds input not yet consumed: in[:avail] has been presented to
@@ -69,9 +64,9 @@ type conn struct {
 	slot     uint32
 	gen      uint32
 	state    connState
-	ops      uint8 // op* bits in flight
-	cancels  uint8 // op* bits with a cancel in flight
-	wake     atomic.Uint32
+	ops      uint8           // op* bits in flight
+	cancels  uint8           // op* bits with a cancel in flight
+	wake     server.ConnWake // any goroutine (Wake)
 
 	paused   bool // PauseRead: no receive armed (an error poll instead)
 	eof      bool // the receive saw the peer's EOF
@@ -157,7 +152,7 @@ func (c *conn) ResumeRead() {
 
 // Close stops reading, sends the pending output, then half-closes and
 // discards input until the peer's EOF (lingering close) before closing the
-// socket; OnClose(c, nil) follows. The drain gives up (ErrDrainTimeout) after
+// socket; OnClose(c, nil) follows. The drain gives up (loop.ErrDrainTimeout) after
 // Backend.LingerTimeout without progress; lingering lasts at most
 // LingerTimeout. After Close, no callback but OnClose is made for c.
 func (c *conn) Close() {
@@ -166,7 +161,7 @@ func (c *conn) Close() {
 	}
 	l := c.l
 	c.state = stClosing
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	c.deliver = false
 	if c.pending() > 0 {
 		c.deadline = l.nowNs + l.linger
@@ -186,19 +181,7 @@ func (c *conn) Abort() { c.l.finish(c) }
 // it merge into one OnWake. False once c is closing, closed or detached: the
 // queue holds the connection itself, not its descriptor or slot, so a
 // connection that reuses either never gets another's OnWake.
-func (c *conn) Wake() bool {
-	for {
-		switch c.wake.Load() {
-		case wakeDead:
-			return false
-		case wakeQueued:
-			return true
-		}
-		if c.wake.CompareAndSwap(wakeIdle, wakeQueued) {
-			return c.l.pushWake(c)
-		}
-	}
-}
+func (c *conn) Wake() bool { return c.l.wakes.Wake(c, &c.wake) }
 
 // detachTimeout bounds Detach's wait for the kernel to confirm that the
 // connection's receive is cancelled.
@@ -212,14 +195,14 @@ const detachTimeout = time.Second
 // the input read but not consumed; called during OnRead, that is the whole
 // input of that call (nothing counts as consumed yet; OnRead's return value
 // is then ignored). It fails with loop.ErrClosed after Close/Abort/Detach and
-// with ErrOutputPending while output is queued or in flight (detach after
+// with loop.ErrOutputPending while output is queued or in flight (detach after
 // OnDrained).
 func (c *conn) Detach() (*os.File, []byte, error) {
 	if c.state != stOpen {
 		return nil, nil, loop.ErrClosed
 	}
 	if c.pending() > 0 {
-		return nil, nil, ErrOutputPending
+		return nil, nil, loop.ErrOutputPending
 	}
 	l := c.l
 	if err := l.quiesce(c, kindPoll, opPoll); err != nil {
@@ -246,7 +229,7 @@ func (c *conn) Detach() (*os.File, []byte, error) {
 	}
 	c.in, c.avail = nil, 0
 	c.state = stDetached
-	c.wake.Store(wakeDead)
+	c.wake.Kill()
 	l.release(c)
 	return os.NewFile(uintptr(int(c.fd)), "asyncd-detached"), unread, nil
 }

@@ -69,8 +69,29 @@ func (l *eventLoop) enter() error {
 		// The kernel could not keep an overflowing completion and
 		// dropped it: a request may never report. Keep serving; a stop
 		// then gives up waiting for it (stopDrainTimeout).
-		l.s.cfg.Logger.Error("io_uring dropped completions (CQ overflow)", "loop", l.idx)
+		l.s.Cfg.Logger.Error("io_uring dropped completions (CQ overflow)", "loop", l.idx)
 		return nil
 	}
 	return errno
+}
+
+// waitNs returns how long enter may wait: 0 if work is ready, else until the
+// next tick, listener re-arm or stop deadline.
+func (l *eventLoop) waitNs() int64 {
+	if len(l.ready) > 0 {
+		return 0
+	}
+	d := l.nextTick
+	for _, ln := range l.listeners {
+		if ln.more {
+			return 0
+		}
+		if ln.rearmAt != 0 && ln.rearmAt < d {
+			d = ln.rearmAt
+		}
+	}
+	if l.stopping {
+		d = min(d, l.stopAt)
+	}
+	return d - l.nowNs
 }

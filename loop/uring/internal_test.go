@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/asyncd/asyncd/loop"
+	"github.com/asyncd/asyncd/loop/internal/server"
 	"github.com/asyncd/asyncd/loop/looptest"
 	"github.com/asyncd/asyncd/loop/socket"
 	"github.com/asyncd/asyncd/loop/uring/internal/giouring"
@@ -216,7 +217,7 @@ func (echoHandler) OnTick(int, time.Time)    {}
 
 // serve starts a backend server on a fresh loopback listener; it is stopped
 // at the end of the test.
-func serve(t *testing.T, b Backend, cfg loop.Config) (*server, string) {
+func serve(t *testing.T, b Backend, cfg loop.Config) (*server.Server[*eventLoop], string) {
 	t.Helper()
 	f, err := socket.Listen("tcp4", "127.0.0.1:0", false, 1024)
 	if err != nil {
@@ -248,7 +249,7 @@ func serve(t *testing.T, b Backend, cfg loop.Config) (*server, string) {
 			t.Errorf("Serve did not return after Stop")
 		}
 	})
-	return ls.(*server), ap.String()
+	return ls.(*server.Server[*eventLoop]), ap.String()
 }
 
 func echoOnce(t *testing.T, addr, msg string) {
@@ -298,7 +299,7 @@ func TestSetupFlagsFallback(t *testing.T) {
 				return
 			}
 			s, addr := serve(t, Backend{}, loop.Config{Loops: 2, Handler: echoHandler{}})
-			for _, l := range s.loops {
+			for _, l := range s.Loops {
 				if l.flags != tc.want {
 					t.Errorf("loop %d set up with flags %#x, want %#x", l.idx, l.flags, tc.want)
 				}
@@ -455,13 +456,13 @@ func TestMemoryLifetimeUnderChurn(t *testing.T) {
 		loop, avail, inflight, live int
 		err                         error
 	}
-	reports := make(chan report, 2*len(s.loops))
+	reports := make(chan report, 2*len(s.Loops))
 	var once [2]atomic.Bool
 	onTick := func(i int) {
 		if !once[i].CompareAndSwap(false, true) {
 			return
 		}
-		l := s.loops[i]
+		l := s.Loops[i]
 		avail, err := l.availableBufs()
 		live := 0
 		for _, c := range l.conns {
@@ -472,10 +473,10 @@ func TestMemoryLifetimeUnderChurn(t *testing.T) {
 		reports <- report{i, avail, l.inflight, live, err}
 	}
 	h.onTick.Store(&onTick)
-	for range s.loops {
+	for range s.Loops {
 		select {
 		case r := <-reports:
-			wantInflight := 1 + len(s.loops[r.loop].listeners) // the eventfd poll and the listener polls
+			wantInflight := 1 + len(s.Loops[r.loop].listeners) // the eventfd poll and the listener polls
 			switch {
 			case r.err != nil:
 				t.Errorf("loop %d: %v", r.loop, r.err)
@@ -702,13 +703,13 @@ func TestOneEnterPerRoundTrip(t *testing.T) {
 	}
 	roundTrip() // accepted, receive armed
 	const n = 200
-	before := s.loops[0].enters.Load()
+	before := s.Loops[0].enters.Load()
 	for range n {
 		roundTrip()
 	}
 	// Ticks, signals (EINTR) and a GC may add a few; two per round trip
 	// would be 2n.
-	if got := s.loops[0].enters.Load() - before; got > n*3/2 {
+	if got := s.Loops[0].enters.Load() - before; got > n*3/2 {
 		t.Errorf("%d io_uring_enter calls for %d round trips, want about one each", got, n)
 	}
 }

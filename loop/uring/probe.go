@@ -23,9 +23,13 @@ import (
 //
 // Its name carries config.InternalEnvPrefix because every other ASYNCD_
 // variable must name a setting: the config loader would refuse it. The
-// supervisor passes it on to the serving processes (where the backend is
-// chosen) and to the new supervisor of a binary upgrade.
+// supervisor passes it on (Env) to the serving processes, where the backend
+// is chosen, and to the new supervisor of a binary upgrade.
 const ProbeFailEnv = "ASYNCD_INTERNAL_IOURING_PROBE_FAIL"
+
+// Env names ProbeFailEnv (loop.EnvReader), so that the supervisor passes it
+// on.
+func (Backend) Env() []string { return []string{ProbeFailEnv} }
 
 // requiredOps are the io_uring opcodes the backend submits, checked with
 // IORING_REGISTER_PROBE. It is a variable so that tests can add an opcode the

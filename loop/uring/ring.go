@@ -177,79 +177,102 @@ func udKind(ud uint64) opKind { return opKind(ud >> kindShift) }
 func udGen(ud uint64) uint32  { return uint32(ud>>genShift) & genMask }
 func udSlot(ud uint64) uint32 { return uint32(ud) }
 
-// bufRing is a provided-buffer ring (IORING_REGISTER_PBUF_RING, Linux 5.19):
-// receives pick a buffer from it in the kernel, and the loop gives each
-// buffer back as soon as it has handed the bytes on.
-//
-// Memory rule: both the ring entries and the buffers are mmap'd, outside the
-// Go heap, because the kernel writes into them at any time while a receive
-// is armed; they are unmapped only after the ring has been torn down with no
-// request in flight (see eventLoop.destroy).
-type bufRing struct {
-	entries []byte // struct io_uring_buf[n], shared with the kernel
-	bufs    []byte // n buffers of size bytes
-	br      *giouring.BufAndRing
-	size    int
-	mask    int
-}
-
-// newBufRing maps n buffers of size bytes and registers them with ring as
-// buffer group bufGroup. n must be a power of two.
-func newBufRing(ring *giouring.Ring, n, size int) (*bufRing, error) {
-	b := &bufRing{size: size, mask: n - 1}
-	var err error
-	esz := n * int(unsafe.Sizeof(giouring.BufAndRing{}))
-	b.entries, err = unix.Mmap(-1, 0, esz, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		return nil, fmt.Errorf("mmap buffer ring: %w", err)
-	}
-	b.bufs, err = unix.Mmap(-1, 0, n*size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		unix.Munmap(b.entries)
-		return nil, fmt.Errorf("mmap %d receive buffers of %d bytes: %w", n, size, err)
-	}
-	b.br = (*giouring.BufAndRing)(unsafe.Pointer(&b.entries[0]))
-	b.br.BufRingInit()
-	for i := 0; i < n; i++ {
-		b.br.BufRingAdd(b.addr(uint16(i)), uint32(size), uint16(i), b.mask, i)
-	}
-	b.br.BufRingAdvance(n)
-	reg := giouring.BufReg{
-		RingAddr:    uint64(uintptr(unsafe.Pointer(&b.entries[0]))),
-		RingEntries: uint32(n),
-		Bgid:        bufGroup,
-	}
-	if _, err := ring.RegisterBufferRing(&reg, 0); err != nil {
-		b.unmap()
-		if errors.Is(err, unix.EINVAL) {
-			return nil, fmt.Errorf("%w: IORING_REGISTER_PBUF_RING: %v (needs Linux 5.19)", ErrUnavailable, err)
-		}
-		return nil, fmt.Errorf("register buffer ring: %w", err)
-	}
-	return b, nil
-}
-
-func (b *bufRing) addr(bid uint16) uintptr {
-	return uintptr(unsafe.Pointer(&b.bufs[int(bid)*b.size]))
-}
-
-// data returns the n bytes a receive put into buffer bid.
-func (b *bufRing) data(bid uint16, n int) []byte {
-	off := int(bid) * b.size
-	return b.bufs[off : off+n : off+b.size]
-}
-
-// put gives buffer bid back to the kernel.
-func (b *bufRing) put(bid uint16) {
-	b.br.BufRingAdd(b.addr(bid), uint32(b.size), bid, b.mask, 0)
-	b.br.BufRingAdvance(1)
-}
-
-func (b *bufRing) unmap() {
-	unix.Munmap(b.bufs)
-	unix.Munmap(b.entries)
-	b.bufs, b.entries, b.br = nil, nil, nil
-}
-
 // errnoOf turns a negative CQE result into an errno.
 func errnoOf(res int32) syscall.Errno { return syscall.Errno(-res) }
+
+// reap handles the completions in the CQ ring. Each one is copied and its
+// slot released before it is handled, so that a handler that detaches a
+// connection (quiesce) sees exactly the completions not yet handled.
+func (l *eventLoop) reap() {
+	for round := 0; round < reapRounds; round++ {
+		// Sized to what is ready: giouring's PeekBatchCQE fills every
+		// slot it is given, ready or not (a known upstream defect, see
+		// its doc.go), which cost 256 pointer stores per reap. With none
+		// ready it is not called at all: it would enter the kernel to
+		// run pending completion work, which enter does.
+		k := min(int(l.ring.CQReady()), len(l.batch))
+		if k == 0 {
+			return
+		}
+		n := int(l.ring.PeekBatchCQE(l.batch[:k]))
+		for i := 0; i < n; i++ {
+			e := l.batch[i]
+			ud, res, flags := e.UserData, e.Res, e.Flags
+			l.ring.CQAdvance(1)
+			l.dispatch(ud, res, flags)
+		}
+		if n < len(l.batch) {
+			return
+		}
+	}
+}
+
+func (l *eventLoop) dispatch(ud uint64, res int32, flags uint32) {
+	switch k := udKind(ud); k {
+	case kindWake:
+		l.onWake(res, flags)
+	case kindAccept:
+		if i := udSlot(ud); int(i) < len(l.listeners) {
+			l.onAccept(l.listeners[i], res, flags)
+		}
+	case kindRecv, kindSend, kindPoll, kindShutdown, kindClose:
+		var c *conn
+		if slot := udSlot(ud); int(slot) < len(l.conns) {
+			c = l.conns[slot]
+		}
+		if c == nil || c.gen != udGen(ud) {
+			// Cannot happen: a slot is freed only once its requests
+			// completed. Still, never leak a buffer.
+			if flags&giouring.CQEFBuffer != 0 {
+				l.bufs.put(uint16(flags >> giouring.CQEBufferShift))
+			}
+			return
+		}
+		switch k {
+		case kindRecv:
+			l.onRecv(c, res, flags)
+		case kindSend:
+			l.onSend(c, res)
+		case kindPoll:
+			l.onPoll(c, res)
+		case kindShutdown:
+			l.onShutdown(c, res)
+		case kindClose:
+			l.onClose(c, res)
+		}
+	}
+	// kindCancel: the cancelled request reports for itself.
+	// kindIgnored: already handled by quiesce.
+}
+
+// sqe returns a free submission slot, submitting what is queued if the SQ
+// ring is full. If the kernel refuses to take submissions, the loop ends
+// with an error; the SQE returned then is a dummy that is never submitted.
+func (l *eventLoop) sqe() *giouring.SubmissionQueueEntry {
+	for try := 0; ; try++ {
+		if e := l.ring.GetSQE(); e != nil {
+			return e
+		}
+		if _, err := l.ring.Submit(); err != nil && try >= 100 {
+			if l.fatal == nil {
+				l.fatal = fmt.Errorf("io_uring: loop %d: submit: %w", l.idx, err)
+			}
+			return &l.spareSQE
+		}
+	}
+}
+
+// cancel submits an async cancel of the request with user_data ud.
+func (l *eventLoop) cancel(ud uint64) {
+	sqe := l.sqe()
+	sqe.PrepareCancel64(ud, 0)
+	sqe.UserData = userData(kindCancel, 0, 0)
+}
+
+// cancelOp cancels c's request of kind (op bit bit) unless already done.
+func (l *eventLoop) cancelOp(c *conn, kind opKind, bit uint8) {
+	if c.ops&bit != 0 && c.cancels&bit == 0 {
+		c.cancels |= bit
+		l.cancel(userData(kind, c.gen, c.slot))
+	}
+}

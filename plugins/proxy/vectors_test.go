@@ -26,6 +26,9 @@ import (
 // reading its connections to their end: a request hidden in a body is
 // parsed before the check, never after it.
 func TestVectorsThroughProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: every vector through the proxy on every backend (half a minute); make test runs it")
+	}
 	dir := conformance.Dir()
 	if dir == "" {
 		t.Skip("shared/conformance not found next to the checkout: the vectors live outside the repository")
