@@ -12,22 +12,27 @@ const pipeCap = 64 << 10
 
 // bodyPipe carries a request body that is larger than the body buffer from
 // the loop (which reads and de-chunks it) to a handler running off the loop.
+// The loop feeds it and the handler's goroutine reads it; both take mu for
+// everything but wake and ready.
 type bodyPipe struct {
-	mu       sync.Mutex
-	buf      []byte
-	off      int
-	done     bool  // the whole body was delivered
-	err      error // the body will never complete (client gone, bad framing)
-	ready    chan struct{}
-	full     bool // the loop stopped reading because buf was full
-	askMore  bool // a reader freed space while the loop was stopped
-	cont     bool // "100 Continue" still owed: the first Read asks for it
-	askCont  bool
-	received int64
+	mu      sync.Mutex
+	buf     []byte
+	off     int
+	done    bool  // the whole body was delivered
+	err     error // the body will never complete (client gone, bad framing)
+	full    bool  // the loop stopped reading because buf was full
+	askMore bool  // a reader freed space while the loop was stopped
+	cont    bool  // "100 Continue" still owed: the first read asks for it
+	askCont bool  // the reader asked for 100 Continue
+	// ready wakes a reader waiting for bytes (feed, finish). wake is the
+	// connection's Wake: the reader asks the loop for more of the body, or
+	// for 100 Continue, with it (takeRequests). Both are set when made.
+	ready chan struct{}
+	wake  func() bool
 }
 
-func newBodyPipe(expect100 bool) *bodyPipe {
-	return &bodyPipe{ready: make(chan struct{}, 1), cont: expect100}
+func newBodyPipe(expect100 bool, wake func() bool) *bodyPipe {
+	return &bodyPipe{ready: make(chan struct{}, 1), cont: expect100, wake: wake}
 }
 
 func (p *bodyPipe) signal() {
@@ -57,7 +62,6 @@ func (p *bodyPipe) feed(b []byte) int {
 			p.off = 0
 		}
 		p.buf = append(p.buf, b[:n]...)
-		p.received += int64(n)
 		p.signal()
 	}
 	p.full = n < len(b)
@@ -99,16 +103,16 @@ func (p *bodyPipe) finish(err error) {
 	p.signal()
 }
 
-// Read implements io.Reader for the handler. wake asks the loop to resume
-// reading (or to send 100 Continue).
-func (p *bodyPipe) read(b []byte, wake func() bool) (int, error) {
+// read is the handler's io.Reader: it waits for body bytes, and wakes the
+// loop to resume reading (or to send 100 Continue).
+func (p *bodyPipe) read(b []byte) (int, error) {
 	for {
 		p.mu.Lock()
 		if p.cont {
 			p.cont = false
 			p.askCont = true
 			p.mu.Unlock()
-			wake()
+			p.wake()
 			continue
 		}
 		if n := len(p.buf) - p.off; n > 0 {
@@ -121,7 +125,7 @@ func (p *bodyPipe) read(b []byte, wake func() bool) (int, error) {
 			}
 			p.mu.Unlock()
 			if resume {
-				wake()
+				p.wake()
 			}
 			return k, nil
 		}

@@ -13,7 +13,30 @@
 // plugins; the engine only sees the Handler interface.
 //
 // Threading: every method of the engine's loop.Handler runs on the
-// connection's loop goroutine. A request runs on the loop goroutine (inline)
-// or, when the route's Dispatch says so, on another goroutine chosen by an
-// Executor; its response always goes back to the socket through the loop.
+// connection's loop goroutine. A request runs on the loop goroutine
+// (inline) or, under Config.Dispatch OffLoop or for a blocking route, on
+// another goroutine chosen by an Executor; its response always goes back
+// to the socket through the loop. A Ctx belongs to one goroutine at a
+// time; what the loop and an off-loop handler share is one handoff
+// (handoff.go), and every field of Ctx, conn, loopState and Engine says
+// which goroutine may touch it.
+//
+// Files, one concern each:
+//
+//	engine.go      Engine, Config, the Executor and Observer interfaces
+//	loopstate.go   the engine's state for one loop
+//	conn.go        a connection's request cycle: phases and their transitions, process, dispatch, finish
+//	router.go      the routing table, and routing a request
+//	reqbody.go     request bodies: buffered, or streamed through a pipe (bodypipe.go); 100 Continue
+//	ctx.go         Ctx: the request a handler sees, and running the handler
+//	response.go    the response builder, and serializing a response
+//	stream.go      streamed responses (Flush)
+//	handoff.go     the hand-off between the loop and an off-loop handler: launch, complete, orphan, hijack
+//	reqcontext.go  the request's context.Context
+//	answers.go     the engine's own answers and refusals
+//	timeouts.go    OnTick and every timer
+//	forwarded.go   forwarding headers from trusted proxies
+//	proxyheader.go the PROXY protocol
+//	nethttp.go     the net/http adapter
+//	ascii.go       comparisons of header bytes
 package engine

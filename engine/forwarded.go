@@ -100,10 +100,6 @@ func (p *Proxies) trusts(addr netip.AddrPort) bool {
 	return false
 }
 
-func (p *Proxies) active() bool {
-	return p.All || len(p.Trusted) > 0 || p.TrustUnix
-}
-
 // applyForwarded sets the client address and scheme from a trusted peer's
 // forwarding headers. It returns false when the scheme headers contradict
 // each other (the request is answered 400, as Gunicorn does).

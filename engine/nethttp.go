@@ -216,7 +216,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		w.c.SetContentType(http.DetectContentType(p))
 	}
 	n, err := w.c.Write(p)
-	if err == nil && !w.c.streaming && w.c.offloop && len(w.c.out) >= streamChunk {
+	if err == nil && !w.c.streaming && w.c.off.launched && len(w.c.out) >= streamChunk {
 		err = w.c.Flush()
 	}
 	return n, err

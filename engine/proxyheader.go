@@ -153,7 +153,7 @@ func (c *conn) proxyRead(in []byte) int {
 			remote: netip.AddrPortFrom(hdr.Src.Addr().Unmap(), hdr.Src.Port()),
 			local:  netip.AddrPortFrom(hdr.Dst.Addr().Unmap(), hdr.Dst.Port())}
 	}
-	c.setIdle()
+	c.toIdle()
 	c.l.bytesIn.Add(uint64(n))
 	return n + e.OnRead(c.lc, in[n:])
 }
@@ -162,10 +162,7 @@ func (c *conn) proxyRead(in []byte) int {
 // request head is (an expired wait is answered 408).
 func (c *conn) proxyWait() int {
 	if c.phase != phaseHead {
-		c.phase = phaseHead
-		if ht := c.l.e.cfg.HeaderTimeout; ht > 0 {
-			c.deadline = c.l.now.Add(ht)
-		}
+		c.toHead()
 	}
 	return 0
 }

@@ -6,6 +6,47 @@ import (
 	"time"
 )
 
+// Context returns the request's context, created on first use. For a
+// handler running off the loop, its Deadline is request_timeout's until
+// the response starts (its head is sent: Flush, or a net/http body past
+// 32 KiB) and none after; if request_timeout expires first, the context
+// is cancelled with Err context.DeadlineExceeded and the client gets 503.
+// It is cancelled with context.Canceled when the client goes away (or
+// stops reading for send_timeout), when the server stops, and when the
+// request ends. A handler on the loop (worker_class sync) has no deadline:
+// request_timeout cannot interrupt it.
+func (c *Ctx) Context() context.Context {
+	h := &c.off
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.reqCtx == nil {
+		h.reqCtx = newRequestContext(h.deadline, h.sentStatus != 0 || c.hijacked)
+		h.hasCtx.Store(true)
+		if h.cause != nil {
+			// Asked for after the request was orphaned: done already.
+			h.reqCtx.end(h.cause)
+		}
+	}
+	return h.reqCtx
+}
+
+// endContext cancels the request's context, if one was asked for, with
+// err. Call it under off.mu.
+func (c *Ctx) endContext(err error) {
+	if c.off.reqCtx != nil {
+		c.off.reqCtx.end(err)
+	}
+}
+
+// responseStarted lifts request_timeout's deadline from the request's
+// context: the response started (or the connection was hijacked). Call it
+// under off.mu.
+func (c *Ctx) responseStarted() {
+	if c.off.reqCtx != nil {
+		c.off.reqCtx.started.Store(true)
+	}
+}
+
 // requestContext is the context.Context of one request (Ctx.Context). It
 // is its own type for one reason: request_timeout bounds only the wait for
 // the response to start, so its deadline is lifted once the response
@@ -31,7 +72,7 @@ type requestContext struct {
 	// deadline is request_timeout's, set on the loop before the handler
 	// runs; zero when none applies (an inline handler, request_timeout 0).
 	deadline time.Time
-	// started is set, by the handler's goroutine under Ctx.mu, once the
+	// started is set, by the handler's goroutine under Ctx.off.mu, once the
 	// response started (its head went to the loop) or the connection was
 	// hijacked: from then on the deadline no longer applies.
 	started atomic.Bool

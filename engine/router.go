@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/asyncd/asyncd/httpparse"
 	"github.com/asyncd/asyncd/uripath"
 )
 
@@ -212,4 +213,61 @@ func (r *Router) Routes() []*Route {
 		}
 	}
 	return out
+}
+
+var rootPath = []byte("/")
+
+// route picks the request's route; it answers the request itself and
+// returns false when there is nothing to dispatch.
+func (c *conn) route() bool {
+	x := c.ctx
+	req := &x.req
+	if !req.Chunked && req.ContentLength <= 0 && req.Expect100 {
+		req.Expect100 = false // nothing to continue for
+	}
+	switch req.Form {
+	case httpparse.AsteriskForm: // OPTIONS *
+		c.answer(200, "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n")
+		return false
+	case httpparse.AuthorityForm: // CONNECT: asyncd is not a proxy, no tunnel
+		x.closeAfter = true
+		c.answer(501, "")
+		return false
+	}
+	path, ok := c.normalPath()
+	if !ok {
+		return false
+	}
+	rt, allow := c.l.e.cfg.Router.Match(path, req.Method)
+	if rt == nil {
+		if allow != "" {
+			c.answer(405, allow)
+		} else {
+			c.answer(404, "")
+		}
+		return false
+	}
+	x.route = rt
+	return true
+}
+
+// normalPath returns the path routes, methods and handlers judge
+// (uripath), or answers 400 and returns false when it has no normal form.
+// An already normal path, the common case, is used in place.
+func (c *conn) normalPath() ([]byte, bool) {
+	x := c.ctx
+	path := x.req.Path
+	if len(path) == 0 {
+		path = rootPath // absolute-form without a path (RFC 9112 §3.2.2)
+	} else if uripath.IsNormal(path) {
+		return path, true
+	}
+	var err error
+	x.pathBuf, err = uripath.Append(x.pathBuf[:0], path)
+	if err != nil {
+		c.answerBadRequest(c.lc.RemoteAddr(), err.Error())
+		return nil, false
+	}
+	x.pathNorm = true
+	return x.pathBuf, true
 }

@@ -2,20 +2,15 @@ package engine
 
 import (
 	"errors"
-	"io"
-	"net"
 	"strconv"
 )
 
-// ErrClientGone is returned by Write, Flush and Hijack of an off-loop
-// handler once the connection has closed or the request has timed out; what
-// was written is dropped.
-var ErrClientGone = errors.New("engine: client connection closed")
-
-// ErrHijackInline is returned by Hijack for a handler running on the event
-// loop: taking a connection over needs worker_class async (or gthread), or
-// a route marked blocking.
-var ErrHijackInline = errors.New("engine: hijack needs an off-loop handler (worker_class async or a blocking route)")
+// Streamed responses. Flush sends the head and what the body holds so far;
+// from then on what the handler writes is framed (chunked, up to a
+// declared length, or close-delimited for HTTP/1.0), staged, and pushed to
+// the connection at each Flush and every streamChunk bytes: on the loop
+// straight into its output, off it through the hand-off (pushOff), which
+// makes the writer wait while its client is behind.
 
 // streamChunk is how much a stream writer stages before it hands output to
 // the loop.
@@ -42,14 +37,14 @@ func (c *Ctx) Flush() error {
 		return nil
 	}
 	if !c.streaming {
-		c.startStream()
+		c.streamHead()
 	}
 	return c.push()
 }
 
-// startStream writes the head of a streamed response into the staging
-// buffer, followed by what the body holds so far.
-func (c *Ctx) startStream() {
+// streamHead turns the response into a stream: it stages the response's
+// head, followed by what the body holds so far.
+func (c *Ctx) streamHead() {
 	body := c.out
 	c.streaming = true
 	switch {
@@ -65,8 +60,7 @@ func (c *Ctx) startStream() {
 		c.closeAfter = true
 	}
 	if c.badHeader != "" {
-		c.e.log.Error("handler set an invalid response header; answered 500", "route", routeName(c.route), "header", c.badHeader)
-		c.setError(500)
+		c.failBadHeader()
 		body = c.out
 		c.streamCL = int64(len(body))
 	}
@@ -110,7 +104,7 @@ func (c *Ctx) streamWrite(p []byte) (int, error) {
 	if c.streamCL >= 0 && c.streamSent+int64(len(p)) > c.streamCL {
 		return 0, errors.New("engine: write past the declared Content-Length")
 	}
-	if c.offloop && c.gone.Load() {
+	if c.off.launched && c.off.gone.Load() {
 		c.out = c.out[:0] // nobody will read it
 		return 0, ErrClientGone
 	}
@@ -124,7 +118,7 @@ func (c *Ctx) streamWrite(p []byte) (int, error) {
 }
 
 // appendStreamTail appends what is still staged and the end of the stream,
-// and counts them as sent (off the loop it runs under mu).
+// and counts them as sent (off the loop it runs under off.mu).
 func (c *Ctx) appendStreamTail(b []byte) []byte {
 	start := len(b)
 	b = append(b, c.out...)
@@ -147,162 +141,21 @@ func (c *Ctx) appendStreamTail(b []byte) []byte {
 	return b
 }
 
-// push hands the staged output to the loop. Off the loop it waits until
-// the loop has written it and the client is not too far behind.
+// push hands the staged output to the loop: on the loop straight to the
+// connection, off it through the hand-off (pushOff), which waits until the
+// loop has written it and the client is not too far behind.
 func (c *Ctx) push() error {
-	if !c.offloop {
-		if len(c.out) == 0 {
-			return nil
-		}
-		cn := c.conn
-		cn.l.out = append(cn.l.out, c.out...)
-		c.bytesOut += int64(len(c.out))
-		c.bodySent = c.streamSent
-		c.out = c.out[:0]
-		cn.flush()
-		return nil
-	}
-	c.mu.Lock()
-	cn := c.conn
-	if cn == nil || c.timedOut {
-		c.mu.Unlock()
-		// Drop what is staged: a handler that ignores the error must not
-		// pile up output for a client that left.
-		c.out = c.out[:0]
-		return ErrClientGone
+	if c.off.launched {
+		return c.pushOff()
 	}
 	if len(c.out) == 0 {
-		c.mu.Unlock()
 		return nil
 	}
-	c.wbuf = append(c.wbuf, c.out...)
+	cn := c.off.conn
+	cn.l.out = append(cn.l.out, c.out...)
 	c.bytesOut += int64(len(c.out))
-	c.bodySent = c.streamSent // everything framed so far is in c.out
-	if c.sentStatus == 0 {
-		c.sentStatus = c.status
-		c.responseStarted()
-	}
+	c.bodySent = c.streamSent
 	c.out = c.out[:0]
-	needWake := !c.flushQueued
-	c.flushQueued = true
-	lc := cn.lc
-	c.mu.Unlock()
-	if needWake && !lc.Wake() {
-		c.mu.Lock()
-		c.wbuf = c.wbuf[:0] // closed: no OnWake will take it
-		c.mu.Unlock()
-		return ErrClientGone
-	}
-	<-c.wake
-	c.mu.Lock()
-	gone := c.conn == nil || c.timedOut
-	c.mu.Unlock()
-	if gone {
-		return ErrClientGone
-	}
+	cn.flush()
 	return nil
-}
-
-// hijackResult carries a detached connection from the loop to the handler.
-type hijackResult struct {
-	conn   net.Conn
-	unread []byte
-	err    error
-}
-
-// Hijack takes the connection over: the engine forgets it, and the caller
-// owns the returned net.Conn (and must close it). unread holds bytes the
-// client sent after this request's head and body that the engine had
-// already read. Nothing is written for this request by the engine
-// afterwards. It needs an off-loop handler (ErrHijackInline otherwise).
-func (c *Ctx) Hijack() (conn net.Conn, unread []byte, err error) {
-	if !c.offloop {
-		return nil, nil, ErrHijackInline
-	}
-	if c.streaming {
-		return nil, nil, errors.New("engine: hijack after the response started")
-	}
-	c.mu.Lock()
-	cn := c.conn
-	if cn == nil || c.timedOut {
-		c.mu.Unlock()
-		return nil, nil, ErrClientGone
-	}
-	ch := make(chan hijackResult, 1)
-	c.hijackCh = ch
-	lc := cn.lc
-	c.mu.Unlock()
-	if !lc.Wake() {
-		return nil, nil, ErrClientGone
-	}
-	r := <-ch
-	if r.err != nil {
-		return nil, nil, r.err
-	}
-	c.mu.Lock()
-	c.responseStarted() // the connection is the handler's: no deadline applies
-	c.mu.Unlock()
-	c.hijacked = true
-	return r.conn, r.unread, nil
-}
-
-// detach runs on the loop for Hijack: it removes the connection from the
-// loop and the engine, and hands its socket to the waiting handler.
-func (cn *conn) detach(x *Ctx, ch chan hijackResult) {
-	l := cn.l
-	f, unread, err := cn.lc.Detach()
-	if err != nil {
-		ch <- hijackResult{err: err}
-		return
-	}
-	nc, err := net.FileConn(f)
-	_ = f.Close()
-	if err != nil {
-		ch <- hijackResult{err: err}
-		return
-	}
-	// The engine forgets the connection: no OnClose follows a Detach.
-	cn.lc.SetContext(nil)
-	l.remove(cn)
-	x.mu.Lock()
-	x.conn = nil // the goroutine releases the Ctx when the handler returns
-	x.mu.Unlock()
-	cn.ctx = nil
-	l.inflight--
-	l.publishInflight()
-	l.admitWaiting()
-	ch <- hijackResult{conn: nc, unread: unread}
-}
-
-// bodyReader reads a buffered request body.
-type bodyReader struct {
-	c   *Ctx
-	off int
-}
-
-// Read implements io.Reader.
-func (r *bodyReader) Read(p []byte) (int, error) {
-	c := r.c
-	if c.lazy == lazyPending {
-		c.lazy = lazyStreamed // read as a stream from here: Body stays nil
-	}
-	if pp := c.pipe; pp != nil && c.lazy != lazyLoaded {
-		c.readBody = true
-		if r.off < len(c.lazyBuf) {
-			// What Body took from the pipe before it found the body too
-			// large to buffer comes first.
-			n := copy(p, c.lazyBuf[r.off:])
-			r.off += n
-			return n, nil
-		}
-		return pp.read(p, c.pipeWake)
-	}
-	b := r.c.body
-	if r.off >= len(b) {
-		return 0, io.EOF
-	}
-	n := copy(p, b[r.off:])
-	r.off += n
-	r.c.readBody = true
-	return n, nil
 }

@@ -8,7 +8,6 @@ package enginetest
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -216,6 +215,3 @@ func Router(t testing.TB, routes ...*engine.Route) *engine.Router {
 	}
 	return r
 }
-
-// Name gives a subtest name for a backend.
-func Name(b loop.Backend) string { return fmt.Sprint(b.Name()) }
