@@ -302,10 +302,13 @@ type conn struct {
 	paused   bool // we paused reading for back-pressure or capacity
 	waiting  bool // in l.waiting
 	deadline time.Time
-	// idleSince is when the connection last went idle (its last response
-	// or its accept): a draining loop closes it only once it stays idle.
-	idleSince time.Time
-	served    uint32
+	// idleSeen is when a draining loop's scan first saw the connection
+	// idle since it last went idle (zero: not seen yet; setIdle clears
+	// it). Not when it went idle: the loop's l.now is only as fresh as its
+	// last tick, and after a loop that could not run for a while it is
+	// older than a response the loop just sent (see drainIdle).
+	idleSeen time.Time
+	served   uint32
 	// rawHead is the current request's head in the input buffer; it is only
 	// valid during OnRead.
 	rawHead []byte
@@ -492,7 +495,7 @@ func (e *Engine) OnTick(idx int, now time.Time) {
 			c.sendTimeout()
 			continue
 		}
-		if l.draining && c.quiet(now) {
+		if l.draining && c.drainIdle(now) {
 			c.phase = phaseClosing
 			c.lc.Close()
 			continue
@@ -504,23 +507,46 @@ func (e *Engine) OnTick(idx int, now time.Time) {
 	}
 }
 
-// DefaultDrainIdle is how long a connection must stay idle before a
-// draining engine closes it. A keep-alive client that just got a response
-// is usually about to send the next request: closing then would race that
-// request (the client reads EOF where it expected an answer, and only some
-// clients retry). Left open, its next request is answered with Connection:
-// close and the client leaves politely. One idle this long is parked in a
-// pool; closing it can only meet a request sent at that very moment, the
-// keep-alive race every client handles (RFC 9112 §9.6), as on an ordinary
-// keep-alive timeout.
+// DefaultDrainIdle is how long a keep-alive connection must stay idle
+// after a response before a draining engine closes it. A keep-alive client
+// that just got a response is usually about to send the next request:
+// closing then would race that request (the client reads EOF where it
+// expected an answer, and only some clients retry). Left open, its next
+// request is answered with Connection: close and the client leaves
+// politely. One idle this long is parked in a pool; closing it can only
+// meet a request sent at that very moment and still on its way, the
+// keep-alive race every client handles by retrying on a new connection
+// (RFC 9112 §9.3.1), as on an ordinary keep-alive timeout.
 const DefaultDrainIdle = time.Second
 
-// quiet reports whether a draining loop may close c now: idle, holding no
-// unread request (paused connections keep unconsumed input in the backend:
-// a request held for capacity, or pipelined behind pending output), and
-// idle for Config.DrainIdle.
-func (c *conn) quiet(now time.Time) bool {
-	return c.phase == phaseIdle && !c.paused && !c.waiting && now.Sub(c.idleSince) >= c.l.e.cfg.DrainIdle
+// drainIdle reports whether a draining loop may close c now (the scan of
+// OnTick calls it every 100 ms or so with the loop's current time). Only a
+// connection that is idle, holding no unread request (paused connections
+// keep unconsumed input in the backend: a request held for capacity, or
+// pipelined behind pending output), and seen idle by the scans for long
+// enough: DrainIdle after a response; header_timeout, as for any request
+// head, for a connection that has not sent its first request yet, since
+// its client cannot tell a close from a failure (it retries a request
+// only on a connection that served one before) and nginx too waits for
+// that request. Then only if no input has arrived that the loop has not
+// read yet: a loop that could not run for a while (CPU starved, or an
+// inline handler holding it) ticks before it reads what came meanwhile,
+// and closing then would throw away a request that was already here.
+func (c *conn) drainIdle(now time.Time) bool {
+	if c.phase != phaseIdle || c.paused || c.waiting {
+		return false
+	}
+	if c.idleSeen.IsZero() {
+		c.idleSeen = now // the wait starts now, by a fresh clock
+		return false
+	}
+	wait := c.l.e.cfg.DrainIdle
+	if c.served == 0 {
+		if wait = c.l.e.cfg.HeaderTimeout; wait <= 0 {
+			return false // graceful_timeout ends the wait
+		}
+	}
+	return now.Sub(c.idleSeen) >= wait && !c.lc.InputPending()
 }
 
 // timeout handles an expired deadline.
@@ -713,7 +739,7 @@ func routeName(r *Route) string {
 // setIdle enters keep-alive idle between requests.
 func (c *conn) setIdle() {
 	c.phase = phaseIdle
-	c.idleSince = c.l.now
+	c.idleSeen = time.Time{}
 	c.deadline = c.l.idleDeadline // zero without keep-alive
 }
 
