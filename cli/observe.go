@@ -3,10 +3,12 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 
 	"github.com/asyncd/asyncd/accesslog"
+	"github.com/asyncd/asyncd/bind"
 	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
 	"github.com/asyncd/asyncd/metrics"
@@ -55,12 +57,26 @@ func openObservability(cfg *config.Config, log *slog.Logger) (_ *observability, 
 		obs = append(obs, o.statsd)
 	}
 	if cfg.MetricsBind != "" {
-		if o.stopBind, err = metrics.Serve(cfg.MetricsBind, log); err != nil {
+		if o.stopBind, err = serveMetrics(cfg.MetricsBind, log); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Source.Of("metrics_bind"), err)
 		}
 	}
 	o.observer = metrics.Multi(obs...)
 	return o, nil
+}
+
+// serveMetrics serves metrics_bind on the socket the supervisor passed
+// (bind.EnvMetrics), which outlives this process; only without one does
+// the process bind addr itself (see metrics.Serve).
+func serveMetrics(addr string, log *slog.Logger) (stop func(), err error) {
+	set, err := bind.Inherited(os.Getenv(bind.EnvMetrics))
+	if err != nil {
+		return nil, err
+	}
+	if set == nil || len(set.Sockets) == 0 {
+		return metrics.Serve(addr, log)
+	}
+	return metrics.ServeFile(set.Sockets[0].File, addr, log)
 }
 
 // exposesMetrics reports whether anything serves the Prometheus metrics,

@@ -18,30 +18,50 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Serve exposes Default() at /metrics on its own listener (addr is
-// "host:port", or "unix:/path" for a unix socket), with net/http on its own
+// ServeFile exposes Default() at /metrics on the listening socket f
+// (metrics_bind, which the supervisor bound and keeps open across
+// generations; addr names it in logs), with net/http on its own
 // goroutines, so that scrapes never touch the event loops and the metrics
-// need not be reachable from the public bind address. stop shuts the
-// server down (waiting up to 5s for scrapes in progress) and removes a unix
-// socket it created, unless another process has taken the path over.
-//
-// The address is shared with the next generation of serving processes,
-// which binds it while this one still runs (a reload starts the new
-// process before the old one drains): a TCP address is bound with
-// SO_REUSEPORT, and a unix socket left by another process is replaced.
+// need not be reachable from the public bind address. f is this process's
+// copy: stop shuts the server down (waiting up to 5s for scrapes in
+// progress) and closes only that copy, so connections queued on the
+// socket wait there for the next generation, which serves on it too.
 // The old process should stop serving metrics as soon as it is replaced,
 // so that scrapes reach the new one.
+func ServeFile(f *os.File, addr string, errlog *slog.Logger) (stop func(), err error) {
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_bind %s: %w", addr, err)
+	}
+	f.Close() // ln holds a duplicate
+	return serveOn(ln, func() {}, addr, Default(), errlog), nil
+}
+
+// Serve is ServeFile on a socket this process binds itself: a serving
+// process whose supervisor passed no socket: one that a binary upgrade
+// from an asyncd older than the supervisor-owned metrics_bind started.
+// The address is shared with the next generation of serving processes,
+// which binds it while this one still runs: a TCP address is bound with
+// SO_REUSEPORT, and a unix socket left by another process is replaced.
+// Scrapes the kernel queued on this process's socket are reset when it
+// closes it; ServeFile has no such loss. stop also removes a unix socket
+// it created, unless another process has taken the path over.
 func Serve(addr string, errlog *slog.Logger) (stop func(), err error) {
 	return serve(addr, Default(), errlog)
 }
 
 func serve(addr string, m *Metrics, errlog *slog.Logger) (func(), error) {
-	if errlog == nil {
-		errlog = slog.Default()
-	}
 	ln, cleanup, err := listen(addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics_bind %s: %w", addr, err)
+	}
+	return serveOn(ln, cleanup, addr, m, errlog), nil
+}
+
+// serveOn serves m on ln until stop; cleanup runs once ln is closed.
+func serveOn(ln net.Listener, cleanup func(), addr string, m *Metrics, errlog *slog.Logger) func() {
+	if errlog == nil {
+		errlog = slog.Default()
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m)
@@ -71,7 +91,7 @@ func serve(addr string, m *Metrics, errlog *slog.Logger) (func(), error) {
 			<-done
 			cleanup()
 		})
-	}, nil
+	}
 }
 
 // listen binds addr so that another process can bind it too (see Serve);
