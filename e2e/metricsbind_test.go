@@ -24,8 +24,9 @@ import (
 // bound its own socket (SO_REUSEPORT, or a unix socket file replaced by
 // the next one), the connection sat in the old process's queue and was
 // reset when it closed that socket: the EOF TestMetricsScrape saw after a
-// SIGHUP. On TCP and on a unix socket, which stays in place until the stop
-// removes it.
+// SIGHUP. The answer comes from the new generation once it serves (with
+// its generation number), not before. On TCP and on a unix socket, which
+// stays in place until the stop removes it.
 func TestMetricsBindQueuedAcrossReload(t *testing.T) {
 	for _, tc := range []struct{ name, bind string }{
 		{"tcp", freePort(t)},
@@ -64,8 +65,11 @@ routes:
 			if err != nil {
 				t.Fatalf("a scrape queued while the old generation could not run: %v", err)
 			}
-			body, _ := io.ReadAll(r.Body)
+			body, err := io.ReadAll(r.Body)
 			r.Body.Close()
+			if err != nil {
+				t.Fatalf("scrape body: %v", err)
+			}
 			if m := parseSamples(t, string(body)); r.StatusCode != 200 || m["asyncd_generation"] != 2 {
 				t.Errorf("scrape: %d, asyncd_generation %v; want 200 from generation 2\n%s", r.StatusCode, m["asyncd_generation"], body)
 			}
