@@ -317,16 +317,31 @@ func (s *Set) Close() {
 // EnvVar describes an inherited set to a child process.
 const EnvVar = "ASYNCD_INTERNAL_LISTENERS"
 
+// EnvMetrics describes the inherited metrics_bind socket, a set of its own
+// (ExportAt, Inherited): the supervisor owns it as it owns bind's, so that
+// no generation ever closes a socket that may hold queued connections.
+const EnvMetrics = "ASYNCD_INTERNAL_METRICS_LISTENER"
+
 // Export prepares the set for a child: the files to pass as ExtraFiles
 // (descriptors 3, 4, ...) and the environment entry that describes them.
 func (s *Set) Export() (files []*os.File, env string) {
+	return s.ExportAt(EnvVar, 3)
+}
+
+// ExportAt is Export for a set passed after others: its files become
+// descriptors first, first+1, ..., described by the environment variable
+// name. A nil set exports nothing and an empty entry.
+func (s *Set) ExportAt(name string, first int) (files []*os.File, env string) {
+	if s == nil {
+		return nil, name + "="
+	}
 	var parts []string
 	for i, k := range s.Sockets {
 		files = append(files, k.File)
 		// The spec is escaped: a unix socket path may hold "," or "|".
-		parts = append(parts, fmt.Sprintf("%d|%d|%s", 3+i, k.Loop, url.QueryEscape(k.Addr.Spec)))
+		parts = append(parts, fmt.Sprintf("%d|%d|%s", first+i, k.Loop, url.QueryEscape(k.Addr.Spec)))
 	}
-	return files, EnvVar + "=" + strings.Join(parts, ",")
+	return files, name + "=" + strings.Join(parts, ",")
 }
 
 // Inherited rebuilds the set a parent passed with Export, or returns nil

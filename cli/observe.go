@@ -3,10 +3,12 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 
 	"github.com/asyncd/asyncd/accesslog"
+	"github.com/asyncd/asyncd/bind"
 	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
 	"github.com/asyncd/asyncd/metrics"
@@ -22,6 +24,10 @@ type observability struct {
 	access   *accesslog.Logger
 	statsd   *metrics.Statsd
 	stopBind func()
+	// serving is closed once the process serves (Serving): metrics_bind
+	// accepts from then on.
+	serving     chan struct{}
+	servingOnce sync.Once
 	// observer combines the per-request observers for the engine; nil
 	// when there is none, so that the engine skips observing.
 	observer engine.Observer
@@ -31,7 +37,7 @@ type observability struct {
 // metrics_bind listener, and combines the observers. On error nothing is
 // left running.
 func openObservability(cfg *config.Config, log *slog.Logger) (_ *observability, err error) {
-	o := &observability{log: log}
+	o := &observability{log: log, serving: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			o.Close()
@@ -55,12 +61,33 @@ func openObservability(cfg *config.Config, log *slog.Logger) (_ *observability, 
 		obs = append(obs, o.statsd)
 	}
 	if cfg.MetricsBind != "" {
-		if o.stopBind, err = metrics.Serve(cfg.MetricsBind, log); err != nil {
+		if o.stopBind, err = serveMetrics(cfg.MetricsBind, o.serving, log); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Source.Of("metrics_bind"), err)
 		}
 	}
 	o.observer = metrics.Multi(obs...)
 	return o, nil
+}
+
+// serveMetrics serves metrics_bind on the socket the supervisor passed
+// (bind.EnvMetrics), which outlives this process; only without one does
+// the process bind addr itself (see metrics.Serve).
+func serveMetrics(addr string, ready <-chan struct{}, log *slog.Logger) (stop func(), err error) {
+	set, err := bind.Inherited(os.Getenv(bind.EnvMetrics))
+	if err != nil {
+		return nil, err
+	}
+	if set == nil || len(set.Sockets) == 0 {
+		return metrics.Serve(addr, ready, log)
+	}
+	return metrics.ServeFile(set.Sockets[0].File, addr, ready, log)
+}
+
+// Serving starts metrics_bind's accepting: the process serves, and its
+// state (generation, readiness, connections) is published. Until then a
+// scrape waits in the socket's queue, for the previous generation.
+func (o *observability) Serving() {
+	o.servingOnce.Do(func() { close(o.serving) })
 }
 
 // exposesMetrics reports whether anything serves the Prometheus metrics,

@@ -60,6 +60,7 @@ func TestObservabilityAccessLogAndMetricsBind(t *testing.T) {
 	if o.observer == nil || o.access == nil {
 		t.Fatal("no observer for the access log")
 	}
+	o.Serving() // the process serves: metrics_bind accepts
 	resp, err := http.Get("http://" + maddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -116,7 +116,7 @@ func serve(cfg *config.Config, logs *errorLog) error {
 		}
 	}()
 	return p.Run(ctx, fast, worker.Options{
-		Ready:   func(worker.ReadyInfo) { status.Ready() },
+		Ready:   func(worker.ReadyInfo) { obs.Serving(); status.Ready() },
 		Recycle: status.Recycle,
 		Stuck:   status.Stuck,
 	})

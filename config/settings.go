@@ -673,9 +673,10 @@ var settings = []Setting{
 	{Key: "metrics_bind", Field: "MetricsBind", Type: TypeString, Default: "", Flag: "metrics-bind",
 		Env: env("metrics_bind"), Group: GroupLogging, Meta: "ADDRESS",
 		Help: "Serve Prometheus metrics at /metrics on this HOST:PORT or unix:PATH, apart from bind; empty = none.",
-		Doc: "Served by each serving process with net/http, off the event loops. A TCP address is bound " +
-			"with SO_REUSEPORT so that the next generation can bind it while the old one drains (the " +
-			"old one closes it as soon as it is replaced); a unix socket is taken over the same way. " +
+		Doc: "Served by each serving process with net/http, off the event loops. The supervisor binds " +
+			"the socket (a unix socket gets socket_mode and socket_owner, as bind's) and keeps it open " +
+			"across reloads, restarts and binary upgrades, as bind's sockets: a scrape queued while one " +
+			"generation hands over to the next waits for the next. " +
 			"See [observability.md](observability.md#metrics).",
 		Gunicorn: "asyncd only.",
 		check:    checkMetricsBind},

@@ -54,9 +54,15 @@ type conn struct {
 	deadline time.Time
 	paused   bool // reading is paused: back-pressure, capacity or a streamed body's pipe
 	waiting  bool // in l.waiting, held for off-loop capacity
-	// idleSince is when the connection last went idle (its last response
-	// or its accept): a draining loop closes it only once it stays idle.
-	idleSince time.Time
+	// idleSeen is when a draining loop's scan first saw the connection
+	// idle since it last went idle (zero: not seen yet; toIdle clears
+	// it). Not when it went idle: the loop's l.now is only as fresh as its
+	// last tick, and after a loop that could not run for a while it is
+	// older than a response the loop just sent (see drainIdle).
+	idleSeen time.Time
+	// served is set once the connection has answered a request: a
+	// draining loop then gives it DrainIdle, not header_timeout (drainIdle).
+	served bool
 	// rawHead is the current request's head in the input buffer; it is only
 	// valid during OnRead.
 	rawHead []byte
@@ -78,7 +84,7 @@ type conn struct {
 // toIdle enters keep-alive idle between requests.
 func (c *conn) toIdle() {
 	c.phase = phaseIdle
-	c.idleSince = c.l.now
+	c.idleSeen = time.Time{}
 	c.deadline = c.l.idleDeadline // zero without keep-alive
 }
 
@@ -484,7 +490,8 @@ func (c *conn) closing(x *Ctx) bool {
 func (c *conn) finish(x *Ctx, closing bool) {
 	l := c.l
 	l.requests.Add(1) // per loop: a shared counter's cache line would bounce between loops
-	l.e.observe(x)    // the engine's own answers (404, 405 ...) too
+	c.served = true
+	l.e.observe(x) // the engine's own answers (404, 405 ...) too
 	c.ctx = nil
 	c.bodyDeadline = time.Time{}
 	l.putCtx(x)

@@ -23,6 +23,8 @@ type memConn struct {
 	aborted bool
 	wakes   atomic.Int32
 	pending int // pretend unsent output
+	// input pretends bytes wait in the socket, unread (InputPending).
+	input bool
 }
 
 func (m *memConn) Write(p []byte)             { m.out = append(m.out, p...); m.writes++ }
@@ -31,6 +33,7 @@ func (m *memConn) PauseRead()                 { m.paused = true }
 func (m *memConn) ResumeRead()                { m.paused = false; m.resumes++ }
 func (m *memConn) Close()                     { m.closed = true }
 func (m *memConn) Abort()                     { m.closed, m.aborted = true, true }
+func (m *memConn) InputPending() bool         { return m.input }
 func (m *memConn) Wake() bool                 { m.wakes.Add(1); return !m.closed }
 func (m *memConn) SetContext(v any)           { m.ctx = v }
 func (m *memConn) Context() any               { return m.ctx }

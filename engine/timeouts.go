@@ -53,7 +53,7 @@ func (e *Engine) OnTick(idx int, now time.Time) {
 			c.sendTimeout()
 			continue
 		}
-		if l.draining && c.quiet(now) {
+		if l.draining && c.drainIdle(now) {
 			c.close()
 			continue
 		}
@@ -64,23 +64,46 @@ func (e *Engine) OnTick(idx int, now time.Time) {
 	}
 }
 
-// DefaultDrainIdle is how long a connection must stay idle before a
-// draining engine closes it. A keep-alive client that just got a response
-// is usually about to send the next request: closing then would race that
-// request (the client reads EOF where it expected an answer, and only some
-// clients retry). Left open, its next request is answered with Connection:
-// close and the client leaves politely. One idle this long is parked in a
-// pool; closing it can only meet a request sent at that very moment, the
-// keep-alive race every client handles (RFC 9112 §9.6), as on an ordinary
-// keep-alive timeout.
+// DefaultDrainIdle is how long a keep-alive connection must stay idle
+// after a response before a draining engine closes it. A keep-alive client
+// that just got a response is usually about to send the next request:
+// closing then would race that request (the client reads EOF where it
+// expected an answer, and only some clients retry). Left open, its next
+// request is answered with Connection: close and the client leaves
+// politely. One idle this long is parked in a pool; closing it can only
+// meet a request sent at that very moment and still on its way, the
+// keep-alive race every client handles by retrying on a new connection
+// (RFC 9112 §9.3.1), as on an ordinary keep-alive timeout.
 const DefaultDrainIdle = time.Second
 
-// quiet reports whether a draining loop may close c now: idle, holding no
-// unread request (paused connections keep unconsumed input in the backend:
-// a request held for capacity, or pipelined behind pending output), and
-// idle for Config.DrainIdle.
-func (c *conn) quiet(now time.Time) bool {
-	return c.phase == phaseIdle && !c.paused && !c.waiting && now.Sub(c.idleSince) >= c.l.e.cfg.DrainIdle
+// drainIdle reports whether a draining loop may close c now (the scan of
+// OnTick calls it every 100 ms or so with the loop's current time). Only a
+// connection that is idle, holding no unread request (paused connections
+// keep unconsumed input in the backend: a request held for capacity, or
+// pipelined behind pending output), and seen idle by the scans for long
+// enough: DrainIdle after a response; header_timeout, as for any request
+// head, for a connection that has not sent its first request yet, since
+// its client cannot tell a close from a failure (it retries a request
+// only on a connection that served one before) and nginx too waits for
+// that request. Then only if no input has arrived that the loop has not
+// read yet: a loop that could not run for a while (CPU starved, or an
+// inline handler holding it) ticks before it reads what came meanwhile,
+// and closing then would throw away a request that was already here.
+func (c *conn) drainIdle(now time.Time) bool {
+	if c.phase != phaseIdle || c.paused || c.waiting {
+		return false
+	}
+	if c.idleSeen.IsZero() {
+		c.idleSeen = now // the wait starts now, by a fresh clock
+		return false
+	}
+	wait := c.l.e.cfg.DrainIdle
+	if !c.served {
+		if wait = c.l.e.cfg.HeaderTimeout; wait <= 0 {
+			return false // graceful_timeout ends the wait
+		}
+	}
+	return now.Sub(c.idleSeen) >= wait && !c.lc.InputPending()
 }
 
 // timeout handles the expiry of c's deadline, the timer of its phase.

@@ -58,6 +58,12 @@ type Conn interface {
 	// Abort closes the connection now, dropping queued output.
 	Abort()
 
+	// InputPending reports whether input has arrived that OnRead was not
+	// given yet: held by the backend, or still in the socket's receive
+	// queue. A connection the engine would close as idle is not idle then:
+	// its client's next request is already here.
+	InputPending() bool
+
 	// Wake arranges for Handler.OnWake to be called on the loop goroutine.
 	// It is the only Conn method that is safe from any goroutine. Several Wake
 	// calls before the loop runs may be merged into one OnWake. It returns

@@ -331,7 +331,9 @@ func TestServe(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		stop, err := Serve(addr, nil)
+		ready := make(chan struct{})
+		close(ready)
+		stop, err := Serve(addr, ready, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +345,7 @@ func TestServe(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		parseExposition(t, string(body))
-		if _, err := Serve("nohost", nil); err == nil || !strings.Contains(err.Error(), "metrics_bind nohost") {
+		if _, err := Serve("nohost", ready, nil); err == nil || !strings.Contains(err.Error(), "metrics_bind nohost") {
 			t.Errorf("Serve on a bad address: %v, want an error naming it", err)
 		}
 	})

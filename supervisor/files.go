@@ -17,13 +17,16 @@ func (s *Supervisor) cleanup() {
 	s.removePidfile(oldbin(s.cfg.PidFile))
 	if s.owner {
 		s.removePidfile(s.cfg.PidFile)
-		for _, k := range append(append([]bind.Socket{}, s.sockets.Sockets...), s.retired...) {
+		for _, k := range append(append(append([]bind.Socket{}, s.sockets.Sockets...), s.retired...), s.metricsSockets()...) {
 			if !s.external[k.File] {
 				s.removeSocketFile(k.Addr)
 			}
 		}
 	}
 	s.sockets.Close()
+	if s.metrics != nil {
+		s.metrics.Close()
+	}
 	for _, k := range s.retired {
 		k.File.Close()
 	}

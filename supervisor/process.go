@@ -69,14 +69,16 @@ func (s *Supervisor) spawn(cfg *config.Config, reason string) (*generation, erro
 		s.chownLogs(cfg)
 	}
 	files, lenv := s.sockets.Export()
+	mfiles, menv := s.metrics.ExportAt(bind.EnvMetrics, 3+len(files))
+	files = append(append([]*os.File{}, files...), mfiles...)
 	cfgFD := 3 + len(files)
 	statusFD := cfgFD + 1
 	s.gen++
 	cmd := exec.Command(s.exe, "-c", fmt.Sprintf("/dev/fd/%d", cfgFD))
-	cmd.ExtraFiles = append(append([]*os.File{}, files...), cfgR, statusW)
+	cmd.ExtraFiles = append(files, cfgR, statusW)
 	cmd.Stdout, cmd.Stderr = s.o.Stdout, s.o.Stderr
 	cmd.Env = childEnv(os.Environ(), cfg.RawEnv,
-		lenv,
+		lenv, menv,
 		EnvServe+"=1",
 		EnvStatusFD+"="+strconv.Itoa(statusFD),
 		EnvGeneration+"="+strconv.Itoa(s.gen),

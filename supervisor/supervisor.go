@@ -101,10 +101,15 @@ type genExit struct {
 // Supervisor runs serving processes. Every field is owned by the goroutine
 // running Run; other goroutines only send on its channels.
 type Supervisor struct {
-	o        Options
-	log      *slog.Logger
-	cfg      *config.Config
-	sockets  *bind.Set
+	o       Options
+	log     *slog.Logger
+	cfg     *config.Config
+	sockets *bind.Set
+	// metrics is the metrics_bind socket, nil without one (or when an
+	// upgrade from an older asyncd left each serving process to bind it).
+	// Held and passed down like sockets: a generation closing a socket of
+	// its own would reset the scrapes queued on it.
+	metrics  *bind.Set
 	retired  []bind.Socket     // dropped by a reload; closed once a newer generation serves
 	external map[*os.File]bool // sockets from systemd: their unix socket files are not ours to remove
 	exe      string
@@ -215,6 +220,10 @@ func Run(cfg *config.Config, o Options) error {
 			return err
 		}
 		s.cfg = cfg
+		if err := s.inheritMetrics(cfg); err != nil {
+			s.sockets.Close()
+			return err
+		}
 	} else {
 		o, err := bindOptions(cfg, systemd)
 		if err != nil {
@@ -223,7 +232,12 @@ func Run(cfg *config.Config, o Options) error {
 		if s.sockets, err = bind.Open(cfg.Bind, o); err != nil {
 			return err
 		}
+		if s.metrics, err = openMetrics(cfg); err != nil {
+			s.sockets.Close()
+			return err
+		}
 	}
+	os.Unsetenv(bind.EnvMetrics)
 	for _, f := range systemd {
 		used := false
 		for _, k := range s.sockets.Sockets {
@@ -714,6 +728,9 @@ func (s *Supervisor) reload() {
 	}
 	if err == nil {
 		err = s.rebind(cfg)
+	}
+	if err == nil {
+		err = s.rebindMetrics(s.cfg.MetricsBind, cfg)
 	}
 	if err == nil {
 		err = s.applyProcessSettings(s.cfg, cfg)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asyncd/asyncd/bind"
 	"github.com/asyncd/asyncd/loop"
 )
 
@@ -52,13 +53,15 @@ func (s *Supervisor) binaryUpgrade() {
 	// the new one writes PIDFILE once it serves.
 	s.renamePidfile(s.cfg.PidFile, oldbin(s.cfg.PidFile))
 	files, lenv := s.sockets.Export()
+	mfiles, menv := s.metrics.ExportAt(bind.EnvMetrics, 3+len(files))
+	files = append(append([]*os.File{}, files...), mfiles...)
 	cmd := exec.Command(s.exe, s.o.Args...)
-	cmd.ExtraFiles = append(append([]*os.File{}, files...), w)
+	cmd.ExtraFiles = append(files, w)
 	cmd.Stdout, cmd.Stderr = s.o.Stdout, s.o.Stderr
 	// The directory asyncd was started in, so that a relative -c path
 	// names the same file.
 	cmd.Dir = s.origDir
-	cmd.Env = upgradeEnv(os.Environ(), lenv, s.externalEnv(), EnvUpgradeFD+"="+strconv.Itoa(3+len(files)))
+	cmd.Env = upgradeEnv(os.Environ(), lenv, menv, s.externalEnv(), EnvUpgradeFD+"="+strconv.Itoa(3+len(files)))
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		w.Close()

@@ -357,17 +357,25 @@ func (p *Process) Run(ctx context.Context, fast <-chan struct{}, o Options) erro
 // graceful_timeout, then stops.
 func (p *Process) drain(errc <-chan error, fast <-chan struct{}) error {
 	p.srv.StopAccepting()
+	// A loop may be in an accept that began before StopAccepting: the
+	// connection it gets counts in Conns only once the loop has opened it,
+	// which it does before its next tick. Until every loop has ticked
+	// since, no connection open proves nothing, and Stop would close one
+	// just accepted, before its first request.
+	before := p.eng.Heartbeats()
 	p.eng.Drain()
 	deadline := time.NewTimer(p.cfg.GracefulTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		// The ticks first: a connection opened before them is in Conns.
+		settled := ticked(before, p.eng.Heartbeats())
 		open := 0
 		for _, n := range p.srv.Conns() {
 			open += n
 		}
-		if open == 0 {
+		if open == 0 && settled {
 			p.srv.Stop()
 			return <-errc
 		}
@@ -388,6 +396,16 @@ func (p *Process) drain(errc <-chan error, fast <-chan struct{}) error {
 			return errors.New("event loops ended during drain")
 		}
 	}
+}
+
+// ticked reports whether every loop's heartbeat moved on from before.
+func ticked(before, now []int64) bool {
+	for i := range before {
+		if now[i] == before[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Addrs returns the addresses the process listens on (port 0 resolved).

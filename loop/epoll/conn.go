@@ -159,6 +159,13 @@ func (c *conn) Close() {
 // follows once the current callback returns.
 func (c *conn) Abort() { c.l.closeNow(c, nil) }
 
+// InputPending reports input left unconsumed here (presented again on
+// ResumeRead) or waiting in the socket, which a loop that woke late has
+// not read yet: its readiness is only dispatched after the tick.
+func (c *conn) InputPending() bool {
+	return c.flags&(fClosed|fClosing) == 0 && (c.in != nil || socket.InputQueued(c.fd))
+}
+
 // Wake queues OnWake; safe from any goroutine. Wakes before the loop gets to
 // it merge into one OnWake. False once c is closing, closed or detached: the
 // queue holds the connection itself, not its descriptor, so a connection

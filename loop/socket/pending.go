@@ -15,3 +15,14 @@ func PendingError(fd int) error {
 	}
 	return io.EOF
 }
+
+// InputQueued reports whether bytes wait in a connected socket's receive
+// queue: a non-blocking one-byte MSG_PEEK, which leaves them there. A
+// peer's EOF, a reset or any other error is nothing queued: closing such a
+// connection loses no request. It is for rare decisions (closing an idle
+// connection), not for the read path.
+func InputQueued(fd int) bool {
+	var b [1]byte
+	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err == nil && n > 0
+}

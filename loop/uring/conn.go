@@ -177,6 +177,14 @@ func (c *conn) Close() {
 // OnClose(c, nil) follows.
 func (c *conn) Abort() { c.l.finish(c) }
 
+// InputPending reports input held or left unconsumed here, completions
+// the loop has not reaped yet (any connection's: conservative), or bytes
+// in the socket, which the armed receive takes only when the loop next
+// enters the ring (DEFER_TASKRUN): a tick runs before that.
+func (c *conn) InputPending() bool {
+	return c.state == stOpen && (c.in != nil || c.deliver || c.l.ring.CQReady() > 0 || socket.InputQueued(int(c.fd)))
+}
+
 // Wake queues OnWake; safe from any goroutine. Wakes before the loop gets to
 // it merge into one OnWake. False once c is closing, closed or detached: the
 // queue holds the connection itself, not its descriptor or slot, so a
