@@ -7,7 +7,7 @@ PKGS      := ./...
 CONFIG    ?= examples/asyncd.yaml
 FUZZTIME  ?= 10m
 
-.PHONY: all build run test test-short vet fmt-check unit bench-unit fuzz-smoke bench soak fuzz clean docs
+.PHONY: all build run test test-short vet fmt-check unit allocs bench-unit fuzz-smoke bench soak fuzz clean docs
 
 all: build
 
@@ -37,7 +37,7 @@ run: build
 #                              is still read.
 #   ASYNCDTEST_SOAK=1, ASYNCDTEST_SOAK_DURATION, ASYNCDTEST_SOAK_RELOAD_EVERY:
 #                              the long soak (make soak, below).
-test: fmt-check vet unit bench-unit fuzz-smoke
+test: fmt-check vet unit allocs bench-unit fuzz-smoke
 
 # make test-short: the quick inner loop, go test -short ./... (under a
 # minute on 2 shared cores). -short skips, each with a message, what takes
@@ -61,6 +61,13 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -parallel 32 -timeout 20m $(PKGS)
+
+# The allocation counts (every test named *Alloc*: the hot path, refusals,
+# the router's answers, the PROXY header and forwarded-header parsers)
+# again without the race detector, under which sync.Pool drops items on
+# purpose and some of them skip: here none does.
+allocs:
+	$(GO) test -count=1 -run Alloc $(PKGS)
 
 # bench/peers is its own Go module, which the root ./... does not enter: vet
 # it and run its unit tests (report, chart, results, probe, rawhttp,
