@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
+	"github.com/asyncd/asyncd/internal/config"
 	"github.com/asyncd/asyncd/plugins"
 	"github.com/asyncd/asyncd/worker"
 )

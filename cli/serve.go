@@ -9,10 +9,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/asyncd/asyncd/bind"
-	"github.com/asyncd/asyncd/config"
-	"github.com/asyncd/asyncd/procstate"
-	"github.com/asyncd/asyncd/supervisor"
+	"github.com/asyncd/asyncd/internal/bind"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/procstate"
+	"github.com/asyncd/asyncd/internal/supervisor"
 	"github.com/asyncd/asyncd/worker"
 	"golang.org/x/sys/unix"
 )

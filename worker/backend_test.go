@@ -3,7 +3,7 @@ package worker_test
 import (
 	"testing"
 
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/config"
 	"github.com/asyncd/asyncd/loop/uring"
 )
 

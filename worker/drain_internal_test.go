@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
+	"github.com/asyncd/asyncd/internal/config"
 	"github.com/asyncd/asyncd/loop"
 )
 

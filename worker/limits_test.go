@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncd/asyncd/config"
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/enginetest"
 	"github.com/asyncd/asyncd/worker"
 )
 

@@ -26,14 +26,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asyncd/asyncd/bind"
-	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
 	"github.com/asyncd/asyncd/httpparse"
+	"github.com/asyncd/asyncd/internal/bind"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/procstate"
 	"github.com/asyncd/asyncd/loop"
 	_ "github.com/asyncd/asyncd/loop/standard" // the backends asyncd ships
 	"github.com/asyncd/asyncd/plugins"
-	"github.com/asyncd/asyncd/procstate"
 )
 
 // Class is a worker class, normalized from the config's name.

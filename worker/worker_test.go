@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/enginetest"
 	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/plugins"
 	_ "github.com/asyncd/asyncd/plugins/standard"

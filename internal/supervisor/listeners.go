@@ -1,7 +1,7 @@
 package supervisor
 
 import (
-	"github.com/asyncd/asyncd/bind"
+	"github.com/asyncd/asyncd/internal/bind"
 	"golang.org/x/sys/unix"
 )
 

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/asyncd/asyncd/config"
-	"github.com/asyncd/asyncd/safefile"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/safefile"
 )
 
 // The pidfile names the supervisor, as Gunicorn's does. It is written

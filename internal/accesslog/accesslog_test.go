@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/enginetest"
+	"github.com/asyncd/asyncd/internal/metrics"
 	"github.com/asyncd/asyncd/loop"
-	"github.com/asyncd/asyncd/metrics"
 )
 
 func TestCompile(t *testing.T) {

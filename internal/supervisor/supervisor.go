@@ -25,8 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/asyncd/asyncd/bind"
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/bind"
+	"github.com/asyncd/asyncd/internal/config"
 	"github.com/asyncd/asyncd/loop"
 	_ "github.com/asyncd/asyncd/loop/standard" // the backends asyncd ships
 )

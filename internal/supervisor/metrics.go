@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/asyncd/asyncd/bind"
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/bind"
+	"github.com/asyncd/asyncd/internal/config"
 )
 
 // The metrics_bind socket is the supervisor's, as bind's sockets are, and

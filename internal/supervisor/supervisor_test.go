@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncd/asyncd/bind"
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/bind"
+	"github.com/asyncd/asyncd/internal/config"
 	"github.com/asyncd/asyncd/loop/uring"
 )
 

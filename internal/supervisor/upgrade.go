@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/asyncd/asyncd/bind"
+	"github.com/asyncd/asyncd/internal/bind"
 	"github.com/asyncd/asyncd/loop"
 )
 

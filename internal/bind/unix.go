@@ -7,8 +7,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/asyncd/asyncd/internal/safefile"
 	"github.com/asyncd/asyncd/loop/socket"
-	"github.com/asyncd/asyncd/safefile"
 	"golang.org/x/sys/unix"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/asyncd/asyncd/bind"
+	"github.com/asyncd/asyncd/internal/bind"
 )
 
 // cleanup releases what the supervisor owns before it exits: the pidfile

@@ -18,9 +18,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/asyncd/asyncd/internal/safefile"
 	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/loop/socket"
-	"github.com/asyncd/asyncd/safefile"
 	"golang.org/x/sys/unix"
 )
 

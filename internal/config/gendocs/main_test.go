@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/config"
 )
 
-const docsPath = "../../docs/configuration.md"
+const docsPath = "../../../docs/configuration.md"
 
 // TestDocsUpToDate fails when docs/configuration.md and the settings table
 // have drifted apart.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/procstate"
+	"github.com/asyncd/asyncd/internal/procstate"
 )
 
 // StatsdInterval is how often a Statsd sends what it collected.

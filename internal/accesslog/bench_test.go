@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/enginetest"
 )
 
 const benchRequest = "GET /api/v1/items?id=42&sort=desc HTTP/1.1\r\nHost: example.com\r\n" +

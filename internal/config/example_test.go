@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/config"
 )
 
 // ExampleLoad shows how cmd/asyncd drives the package: one flag set, Load,

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/enginetest"
+	"github.com/asyncd/asyncd/internal/procstate"
 	"github.com/asyncd/asyncd/loop"
-	"github.com/asyncd/asyncd/procstate"
 )
 
 // fakeSource is a procstate.Source with fixed answers.

@@ -15,7 +15,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/config"
 )
 
 func main() {

@@ -27,7 +27,7 @@ import (
 	"unsafe"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/procstate"
+	"github.com/asyncd/asyncd/internal/procstate"
 )
 
 // ContentType is the Prometheus text exposition format's content type.

@@ -11,10 +11,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/asyncd/asyncd/bind"
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/bind"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/safefile"
 	"github.com/asyncd/asyncd/loop"
-	"github.com/asyncd/asyncd/safefile"
 )
 
 // executable is the path of the asyncd binary on disk (not /proc/self/exe:
