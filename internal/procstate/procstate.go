@@ -1,7 +1,7 @@
 // Package procstate is the process-wide view of the running serving process
 // that handler plugins may read: the engine's counters, whether the process
 // is ready or draining, its generation and restart counts. The serving
-// process (package worker) publishes it; plugins such as health and metrics
+// process (package serving) publishes it; plugins such as health and metrics
 // read it. It owns no behaviour: it must not start, stop or configure
 // anything.
 package procstate

@@ -1,4 +1,4 @@
-package worker
+package serving
 
 import (
 	"sync"
@@ -13,7 +13,7 @@ import (
 // flight (worker_connections' default, which the engine enforces), with a
 // trivial handler and with one using 16 KiB of stack (more than a new
 // goroutine's 8 KiB, as handlers that encode JSON or call a database driver
-// do). `go test -run '^$' -bench Executor -benchmem -count 6 ./worker/` on
+// do). `go test -run '^$' -bench Executor -benchmem -count 6 ./internal/serving/` on
 // the 2-core CI machine, shared and loaded; ns/op min-median-max:
 //
 //	                     trivial handler        16 KiB of stack        allocs/op

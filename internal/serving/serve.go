@@ -1,4 +1,4 @@
-// Package worker is asyncd's serving process: it turns a validated config
+// Package serving is asyncd's serving process: it turns a validated config
 // into running event loops (routes built from plugins, the worker class's
 // executor, the engine, a registered loop backend chosen by probing:
 // loop.Choose), reports readiness, drains on request, and watches its
@@ -13,7 +13,7 @@
 // It owns the serving process's lifecycle. It must not parse HTTP (engine,
 // httpparse), touch sockets beyond handing them to a backend (bind, loop),
 // or manage other processes (supervisor).
-package worker
+package serving
 
 import (
 	"context"

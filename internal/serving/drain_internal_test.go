@@ -1,4 +1,4 @@
-package worker
+package serving
 
 import (
 	"log/slog"

@@ -1,4 +1,4 @@
-package worker_test
+package serving_test
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package worker_test
+package serving_test
 
 import (
 	"bytes"
@@ -16,10 +16,10 @@ import (
 	"github.com/asyncd/asyncd/engine"
 	"github.com/asyncd/asyncd/internal/config"
 	"github.com/asyncd/asyncd/internal/enginetest"
+	"github.com/asyncd/asyncd/internal/serving"
 	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/plugins"
 	_ "github.com/asyncd/asyncd/plugins/standard"
-	"github.com/asyncd/asyncd/worker"
 	"github.com/gorilla/websocket"
 )
 
@@ -27,32 +27,32 @@ func TestClassAliases(t *testing.T) {
 	cases := []struct {
 		name    string
 		threads int
-		want    worker.Class
+		want    serving.Class
 	}{
-		{"sync", 1, worker.Sync},
-		{"", 1, worker.Sync},
-		{"sync", 4, worker.GThread}, // Gunicorn: sync with threads > 1 is gthread
-		{"async", 1, worker.Async},
-		{"gevent", 1, worker.Async},
-		{"eventlet", 1, worker.Async},
-		{"tornado", 1, worker.Async},
-		{"uvicorn.workers.UvicornWorker", 1, worker.Async},
-		{"gthread", 1, worker.GThread},
+		{"sync", 1, serving.Sync},
+		{"", 1, serving.Sync},
+		{"sync", 4, serving.GThread}, // Gunicorn: sync with threads > 1 is gthread
+		{"async", 1, serving.Async},
+		{"gevent", 1, serving.Async},
+		{"eventlet", 1, serving.Async},
+		{"tornado", 1, serving.Async},
+		{"uvicorn.workers.UvicornWorker", 1, serving.Async},
+		{"gthread", 1, serving.GThread},
 		// Every name config accepts runs (config.workerAliases).
-		{"gunicorn.workers.sync.SyncWorker", 1, worker.Sync},
-		{"gunicorn.workers.gthread.ThreadWorker", 1, worker.GThread},
-		{"gunicorn.workers.gtornado.TornadoWorker", 1, worker.Async},
-		{"uvicorn.workers.UvicornH11Worker", 1, worker.Async},
-		{"uvicorn_worker.UvicornWorker", 1, worker.Async},
-		{"GEVENT", 1, worker.Async},
+		{"gunicorn.workers.sync.SyncWorker", 1, serving.Sync},
+		{"gunicorn.workers.gthread.ThreadWorker", 1, serving.GThread},
+		{"gunicorn.workers.gtornado.TornadoWorker", 1, serving.Async},
+		{"uvicorn.workers.UvicornH11Worker", 1, serving.Async},
+		{"uvicorn_worker.UvicornWorker", 1, serving.Async},
+		{"GEVENT", 1, serving.Async},
 	}
 	for _, c := range cases {
-		got, err := worker.ClassOf(c.name, c.threads)
+		got, err := serving.ClassOf(c.name, c.threads)
 		if err != nil || got != c.want {
 			t.Errorf("ClassOf(%q, %d) = %v, %v; want %v", c.name, c.threads, got, err, c.want)
 		}
 	}
-	if _, err := worker.ClassOf("meinheld", 1); err == nil || !strings.Contains(err.Error(), "meinheld") {
+	if _, err := serving.ClassOf("meinheld", 1); err == nil || !strings.Contains(err.Error(), "meinheld") {
 		t.Errorf("unknown class: %v", err)
 	}
 }
@@ -169,15 +169,15 @@ func serve(t *testing.T, b loop.Backend, mod func(*config.Config), logw io.Write
 	if logw == nil {
 		logw = io.Discard
 	}
-	p, err := worker.New(worker.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logw, nil))})
+	p, err := serving.New(serving.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logw, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan worker.ReadyInfo, 1)
+	ready := make(chan serving.ReadyInfo, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- p.Run(ctx, nil, worker.Options{Ready: func(i worker.ReadyInfo) { ready <- i }})
+		done <- p.Run(ctx, nil, serving.Options{Ready: func(i serving.ReadyInfo) { ready <- i }})
 	}()
 	if info := <-ready; info.Backend != b.Name() {
 		t.Fatalf("serving on %s, want %s", info.Backend, b.Name())

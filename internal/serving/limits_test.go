@@ -1,4 +1,4 @@
-package worker_test
+package serving_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/asyncd/asyncd/internal/config"
 	"github.com/asyncd/asyncd/internal/enginetest"
-	"github.com/asyncd/asyncd/worker"
+	"github.com/asyncd/asyncd/internal/serving"
 )
 
 // TestChunkExtensionLimitFromConfig: limit_chunk_extension reaches the
@@ -28,7 +28,7 @@ func TestChunkExtensionLimitFromConfig(t *testing.T) {
 			cfg.Backend = config.Backend(b.Name())
 			cfg.LimitChunkExtension = 16
 			cfg.Routes = []config.Route{{Path: "/echo/", Handler: "echo"}}
-			p, err := worker.New(worker.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			p, err := serving.New(serving.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -36,9 +36,9 @@ func TestChunkExtensionLimitFromConfig(t *testing.T) {
 				t.Errorf("engine MaxChunkExtension = %d, want 16", got)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			ready := make(chan worker.ReadyInfo, 1)
+			ready := make(chan serving.ReadyInfo, 1)
 			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx, nil, worker.Options{Ready: func(i worker.ReadyInfo) { ready <- i }}) }()
+			go func() { done <- p.Run(ctx, nil, serving.Options{Ready: func(i serving.ReadyInfo) { ready <- i }}) }()
 			<-ready
 			defer func() {
 				cancel()
