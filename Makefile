@@ -109,7 +109,7 @@ soak: build
 	ASYNCDTEST_SOAK=1 $(GO) test -run Soak -count=1 -timeout 60m -v ./e2e/
 
 docs:
-	$(GO) run ./config/gendocs > docs/configuration.md
+	$(GO) run ./internal/config/gendocs > docs/configuration.md
 
 clean:
 	rm -rf bin

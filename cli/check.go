@@ -5,10 +5,10 @@ import (
 	"io"
 	"strings"
 
-	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/serving"
 	"github.com/asyncd/asyncd/plugins"
-	"github.com/asyncd/asyncd/worker"
 )
 
 // validate checks what the config package cannot: the worker class, every
@@ -24,7 +24,7 @@ func validate(cfg *config.Config, partial bool) []*config.Error {
 		}
 	}
 	if !partial {
-		_, err := worker.ClassOf(string(cfg.WorkerClass), cfg.Threads)
+		_, err := serving.ClassOf(string(cfg.WorkerClass), cfg.Threads)
 		add("worker_class", err)
 	}
 	routeErrs := len(errs)
@@ -42,7 +42,7 @@ func validate(cfg *config.Config, partial bool) []*config.Error {
 		// Each route builds: now the router the serving process would
 		// build, for what only the routes together can get wrong (an
 		// inline handler on a blocking route, a path and method twice).
-		_, err := worker.BuildRoutes(cfg)
+		_, err := serving.BuildRoutes(cfg)
 		add("routes", err)
 	}
 	add("access_log_format", validateAccessLog(cfg))

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/config"
 )
 
 // TestWriteReport: several problems are grouped by what to do, each group

@@ -18,10 +18,10 @@ import (
 	"os"
 	"runtime"
 
-	"github.com/asyncd/asyncd/config"
-	"github.com/asyncd/asyncd/loglimit"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/loglimit"
+	"github.com/asyncd/asyncd/internal/supervisor"
 	"github.com/asyncd/asyncd/loop"
-	"github.com/asyncd/asyncd/supervisor"
 )
 
 // Main runs the asyncd command with args (without the program name) and

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/config"
 	"golang.org/x/sys/unix"
 )
 

@@ -6,9 +6,9 @@ import (
 	"os"
 	"sync"
 
-	"github.com/asyncd/asyncd/config"
-	"github.com/asyncd/asyncd/safefile"
-	"github.com/asyncd/asyncd/supervisor"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/safefile"
+	"github.com/asyncd/asyncd/internal/supervisor"
 )
 
 // reopenFile is an append-only log file that can be reopened in place

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/asyncd/asyncd/accesslog"
-	"github.com/asyncd/asyncd/bind"
-	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/metrics"
+	"github.com/asyncd/asyncd/internal/accesslog"
+	"github.com/asyncd/asyncd/internal/bind"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/metrics"
 )
 
 // observability is what a serving process observes requests with, built

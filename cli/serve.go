@@ -9,11 +9,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/asyncd/asyncd/bind"
-	"github.com/asyncd/asyncd/config"
-	"github.com/asyncd/asyncd/procstate"
-	"github.com/asyncd/asyncd/supervisor"
-	"github.com/asyncd/asyncd/worker"
+	"github.com/asyncd/asyncd/internal/bind"
+	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/procstate"
+	"github.com/asyncd/asyncd/internal/serving"
+	"github.com/asyncd/asyncd/internal/supervisor"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +53,7 @@ func serve(cfg *config.Config, logs *errorLog) error {
 		return err
 	}
 	defer obs.Close() // after the loops stopped: the last lines are written
-	p, err := worker.New(worker.Options{Config: cfg, Sockets: set, Logger: log, Observer: obs.observer})
+	p, err := serving.New(serving.Options{Config: cfg, Sockets: set, Logger: log, Observer: obs.observer})
 	if err != nil {
 		return err
 	}
@@ -115,8 +115,8 @@ func serve(cfg *config.Config, logs *errorLog) error {
 			}
 		}
 	}()
-	return p.Run(ctx, fast, worker.Options{
-		Ready:   func(worker.ReadyInfo) { obs.Serving(); status.Ready() },
+	return p.Run(ctx, fast, serving.Options{
+		Ready:   func(serving.ReadyInfo) { obs.Serving(); status.Ready() },
 		Recycle: status.Recycle,
 		Stuck:   status.Stuck,
 	})
@@ -137,7 +137,7 @@ const noAcceptTicks = 3
 // the third tick after it, after the cancellation completed too. A loop
 // that does not tick (a handler holding it) does not hold the report back
 // for more than two seconds.
-func reportNoAccept(p *worker.Process, status *supervisor.Status, stop <-chan struct{}) {
+func reportNoAccept(p *serving.Process, status *supervisor.Status, stop <-chan struct{}) {
 	eng := p.Engine()
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()

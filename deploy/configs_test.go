@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/config"
 	"github.com/asyncd/asyncd/internal/testbin"
 	"go.yaml.in/yaml/v3"
 )

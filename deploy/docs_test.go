@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/config"
 )
 
 // TestGunicornGuideComplete checks that docs/gunicorn.md accounts for

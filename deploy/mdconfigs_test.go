@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/asyncd/asyncd/config"
+	"github.com/asyncd/asyncd/internal/config"
 	"go.yaml.in/yaml/v3"
 )
 

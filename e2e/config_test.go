@@ -50,7 +50,7 @@ var reportLine = regexp.MustCompile(`^  \S+?:(\d+): `)
 // within each group, then the warnings; exit status 1.
 func TestCheckConfigReportsEveryProblem(t *testing.T) {
 	t.Parallel()
-	testdata := filepath.Join("..", "config", "testdata", "gunicorn")
+	testdata := filepath.Join("..", "internal", "config", "testdata", "gunicorn")
 	for _, tc := range []struct {
 		file          string
 		errors, warns int

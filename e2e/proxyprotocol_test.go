@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/asyncd/asyncd/proxyproto"
+	"github.com/asyncd/asyncd/internal/proxyproto"
 )
 
 // TestProxyProtocolInBinary: with proxy_protocol auto, a v1 or v2 header

@@ -238,7 +238,7 @@ type BlockedLoop struct {
 
 // Blocked reports the loops whose last tick is older than threshold while
 // an inline handler runs on them: a sync-class handler that blocks its
-// loop. A watchdog goroutine calls it (package worker); the loops pay only
+// loop. A watchdog goroutine calls it (package serving); the loops pay only
 // two atomic stores per request for it.
 func (e *Engine) Blocked(now time.Time, threshold time.Duration) []BlockedLoop {
 	var out []BlockedLoop

@@ -14,7 +14,7 @@ import (
 	"strconv"
 
 	"github.com/asyncd/asyncd/httpparse"
-	"github.com/asyncd/asyncd/loglimit"
+	"github.com/asyncd/asyncd/internal/loglimit"
 )
 
 // HTTPHandler runs a net/http Handler (an http.ServeMux with Go 1.22

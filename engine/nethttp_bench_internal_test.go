@@ -74,7 +74,7 @@ type runNow struct{}
 func (runNow) Submit(_ int, t Task) bool { t.Run(); return true }
 
 // chanPool is a fixed pool of goroutines taking tasks from a channel: the
-// elastic pool's path when a goroutine waits (worker/executor.go).
+// elastic pool's path when a goroutine waits (internal/serving/executor.go).
 type chanPool chan Task
 
 func newChanPool(tb testing.TB, n int) chanPool {

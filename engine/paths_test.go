@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/enginetest"
 	"github.com/asyncd/asyncd/loop"
 )
 

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/asyncd/asyncd/httpparse"
+	"github.com/asyncd/asyncd/internal/proxyproto"
 	"github.com/asyncd/asyncd/loop"
-	"github.com/asyncd/asyncd/proxyproto"
 )
 
 // ProxyMode is which PROXY protocol header versions a connection from an

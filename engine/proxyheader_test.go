@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/enginetest"
+	"github.com/asyncd/asyncd/internal/proxyproto"
 	"github.com/asyncd/asyncd/loop"
-	"github.com/asyncd/asyncd/proxyproto"
 )
 
 // addrRoutes answer /addr with "remote local" as the engine sees them.

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/asyncd/asyncd/httpparse"
-	"github.com/asyncd/asyncd/uripath"
+	"github.com/asyncd/asyncd/internal/uripath"
 )
 
 // Route is one entry of the routing table.

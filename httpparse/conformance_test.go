@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/asyncd/asyncd/conformance"
+	"github.com/asyncd/asyncd/internal/conformance"
 )
 
 type vector = conformance.Vector

@@ -1,7 +1,7 @@
 package httpparse
 
 import (
-	"github.com/asyncd/asyncd/conformance"
+	"github.com/asyncd/asyncd/internal/conformance"
 
 	"bufio"
 	"bytes"

@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/asyncd/asyncd/config"
 	"github.com/asyncd/asyncd/engine"
+	"github.com/asyncd/asyncd/internal/config"
 	"github.com/go-viper/mapstructure/v2"
 )
 

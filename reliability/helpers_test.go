@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
 	"github.com/asyncd/asyncd/httpparse"
+	"github.com/asyncd/asyncd/internal/enginetest"
 	"github.com/asyncd/asyncd/loop"
 )
 

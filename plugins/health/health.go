@@ -20,8 +20,8 @@ import (
 	"strings"
 
 	"github.com/asyncd/asyncd/engine"
+	"github.com/asyncd/asyncd/internal/procstate"
 	"github.com/asyncd/asyncd/plugins"
-	"github.com/asyncd/asyncd/procstate"
 )
 
 // Options are the route options of the health plugin.

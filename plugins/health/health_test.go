@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/enginetest"
+	"github.com/asyncd/asyncd/internal/procstate"
 	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/plugins"
 	_ "github.com/asyncd/asyncd/plugins/health"
-	"github.com/asyncd/asyncd/procstate"
 )
 
 type source struct{ ready atomic.Bool }

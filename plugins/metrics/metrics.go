@@ -10,7 +10,7 @@ package metrics
 
 import (
 	"github.com/asyncd/asyncd/engine"
-	asyncmetrics "github.com/asyncd/asyncd/metrics"
+	asyncmetrics "github.com/asyncd/asyncd/internal/metrics"
 	"github.com/asyncd/asyncd/plugins"
 )
 

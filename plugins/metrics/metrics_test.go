@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
-	asyncmetrics "github.com/asyncd/asyncd/metrics"
+	"github.com/asyncd/asyncd/internal/enginetest"
+	asyncmetrics "github.com/asyncd/asyncd/internal/metrics"
 	"github.com/asyncd/asyncd/plugins"
 	_ "github.com/asyncd/asyncd/plugins/metrics"
 )

@@ -43,7 +43,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/loglimit"
+	"github.com/asyncd/asyncd/internal/loglimit"
 	"github.com/asyncd/asyncd/plugins"
 )
 

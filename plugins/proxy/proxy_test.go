@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/enginetest"
 	"github.com/asyncd/asyncd/loop"
 	"github.com/asyncd/asyncd/plugins"
 	_ "github.com/asyncd/asyncd/plugins/proxy"

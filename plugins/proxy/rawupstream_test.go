@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncd/asyncd/engine/enginetest"
+	"github.com/asyncd/asyncd/internal/enginetest"
 )
 
 // upRequest is one request a rawUpstream parsed.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asyncd/asyncd/conformance"
 	"github.com/asyncd/asyncd/engine"
+	"github.com/asyncd/asyncd/internal/conformance"
 	"github.com/asyncd/asyncd/loop"
 )
 
