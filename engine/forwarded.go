@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/asyncd/asyncd/httpparse"
+	"github.com/asyncd/asyncd/internal/allowlist"
 )
 
 // Proxies says whose forwarding headers the engine believes, with
@@ -60,44 +61,20 @@ func ParseProxies(allow []string, secure map[string]string) (Proxies, error) {
 	for k, v := range secure {
 		p.SecureHeaders[strings.ToUpper(k)] = v
 	}
-	for _, a := range allow {
-		a = strings.TrimSpace(a)
-		switch {
-		case a == "":
-		case a == "*":
-			p.All = true
-		case strings.Contains(a, "/"):
-			pf, err := netip.ParsePrefix(a)
-			if err != nil {
-				return p, err
-			}
-			p.Trusted = append(p.Trusted, pf.Masked())
-		default:
-			ip, err := netip.ParseAddr(a)
-			if err != nil {
-				return p, err
-			}
-			p.Trusted = append(p.Trusted, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
-		}
+	l, err := allowlist.Parse(allow)
+	if err != nil {
+		return p, err
 	}
+	p.All, p.Trusted = l.Any, l.Prefixes
 	return p, nil
 }
 
 // trusts reports whether addr is a trusted proxy.
 func (p *Proxies) trusts(addr netip.AddrPort) bool {
-	if p.All {
-		return true
-	}
 	if !addr.IsValid() {
 		return p.TrustUnix
 	}
-	ip := addr.Addr().Unmap()
-	for _, pf := range p.Trusted {
-		if pf.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return allowlist.List{Any: p.All, Prefixes: p.Trusted}.Contains(addr.Addr())
 }
 
 // applyForwarded sets the client address and scheme from a trusted peer's

@@ -35,21 +35,6 @@ var jsonFields = []jsonField{
 	{"pid", kPID},
 }
 
-// JSONKeys lists the JSON access log's fixed keys with the Gunicorn atom
-// each carries, for documentation and tests.
-func JSONKeys() map[string]string {
-	letter := map[kind]string{}
-	for l, k := range letters {
-		letter[k] = l
-	}
-	out := map[string]string{}
-	for _, f := range jsonFields {
-		out[f.key] = letter[f.kind]
-	}
-	out["bytes"] = "B, b"
-	return out
-}
-
 // appendJSON renders one JSON object and a newline. Missing values are
 // null; status, bytes, times and pid are numbers.
 func (f *Format) appendJSON(b []byte, st *state, c *engine.Ctx, took time.Duration, user []byte) []byte {

@@ -111,16 +111,6 @@ func New(path, format string, jsonOut bool, errlog *slog.Logger) (*Logger, error
 	return start(f, path, out, own, errlog, FlushInterval), nil
 }
 
-// NewWriter is New over any writer (a pipe, a test buffer). Reopen does
-// nothing and Close does not close w.
-func NewWriter(w io.Writer, format string, jsonOut bool, errlog *slog.Logger) (*Logger, error) {
-	f, err := compileFor(format, jsonOut)
-	if err != nil {
-		return nil, err
-	}
-	return start(f, "", w, nil, errlog, FlushInterval), nil
-}
-
 func compileFor(format string, jsonOut bool) (*Format, error) {
 	if format == "" {
 		format = DefaultFormat

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/asyncd/asyncd/internal/allowlist"
 )
 
 // Validate checks every setting's value and the routes' structure. It
@@ -159,7 +161,7 @@ func checkSchemeHeaders(v any) error {
 }
 
 func checkAllowList(v any) error {
-	_, err := NewAllowList(v.([]string))
+	_, err := allowlist.Parse(v.([]string))
 	return err
 }
 
@@ -346,63 +348,4 @@ func (c *Config) BindAddrs() ([]BindAddr, error) {
 		out = append(out, a)
 	}
 	return out, nil
-}
-
-// AllowList is a parsed forwarded_allow_ips or proxy_allow_ips.
-type AllowList struct {
-	Any      bool // "*": every peer
-	Prefixes []netip.Prefix
-}
-
-// NewAllowList parses entries: IPs, CIDRs or "*".
-func NewAllowList(entries []string) (AllowList, error) {
-	var a AllowList
-	for i, e := range entries {
-		e = strings.TrimSpace(e)
-		switch {
-		case e == "*":
-			a.Any = true
-		case strings.Contains(e, "/"):
-			p, err := netip.ParsePrefix(e)
-			if err != nil {
-				return AllowList{}, fmt.Errorf("item %d: %q is not a CIDR such as 10.0.0.0/8", i, e)
-			}
-			a.Prefixes = append(a.Prefixes, p.Masked())
-		default:
-			ip, err := netip.ParseAddr(e)
-			if err != nil {
-				return AllowList{}, fmt.Errorf("item %d: %q is not an IP address, a CIDR or *", i, e)
-			}
-			a.Prefixes = append(a.Prefixes, netip.PrefixFrom(ip, ip.BitLen()))
-		}
-	}
-	return a, nil
-}
-
-// Contains reports whether the peer ip is allowed. IPv4-mapped IPv6
-// addresses match IPv4 entries. It does not allocate.
-func (a AllowList) Contains(ip netip.Addr) bool {
-	if a.Any {
-		return true
-	}
-	ip = ip.WithZone("")
-	un := ip.Unmap()
-	for _, p := range a.Prefixes {
-		if p.Contains(ip) || p.Contains(un) {
-			return true
-		}
-	}
-	return false
-}
-
-// ForwardedAllow parses ForwardedAllowIPs (which Validate has checked).
-func (c *Config) ForwardedAllow() AllowList {
-	a, _ := NewAllowList(c.ForwardedAllowIPs)
-	return a
-}
-
-// ProxyAllow parses ProxyAllowIPs (which Validate has checked).
-func (c *Config) ProxyAllow() AllowList {
-	a, _ := NewAllowList(c.ProxyAllowIPs)
-	return a
 }

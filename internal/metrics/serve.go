@@ -57,17 +57,6 @@ func Serve(addr string, ready <-chan struct{}, errlog *slog.Logger) (stop func()
 	return serveOn(ln, cleanup, addr, Default(), ready, errlog), nil
 }
 
-// serve serves m on addr at once (tests).
-func serve(addr string, m *Metrics, errlog *slog.Logger) (func(), error) {
-	ln, cleanup, err := listen(addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics_bind %s: %w", addr, err)
-	}
-	ready := make(chan struct{})
-	close(ready)
-	return serveOn(ln, cleanup, addr, m, ready, errlog), nil
-}
-
 // serveOn serves m on ln from ready until stop; cleanup runs once ln is
 // closed.
 func serveOn(ln net.Listener, cleanup func(), addr string, m *Metrics, ready <-chan struct{}, errlog *slog.Logger) func() {
