@@ -32,7 +32,7 @@ func render(w io.Writer) {
 	all := config.Describe()
 
 	p("# asyncd configuration\n\n")
-	p("<!-- Generated from the settings table in config/settings.go by\n")
+	p("<!-- Generated from the settings table in internal/config/settings.go by\n")
 	p("     `go run ./config/gendocs > docs/configuration.md`. Do not edit by hand. -->\n\n")
 	p("%s", intro)
 
