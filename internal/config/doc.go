@@ -1,6 +1,7 @@
 // Package config owns asyncd's configuration: the one table of settings
 // (Describe), loading them from built-in defaults (Gunicorn's
-// WEB_CONCURRENCY and PORT among them), a YAML file or a Gunicorn .py file,
+// WEB_CONCURRENCY and PORT among them), a YAML file or a Gunicorn .py file
+// (read by package gunicornpy, to which this package lends its settings),
 // the flags in GUNICORN_CMD_ARGS, ASYNCD_<KEY> environment variables and
 // command-line flags (in that order, later sources winning), validating
 // them, and the --help text. Load reports every problem it can find in one

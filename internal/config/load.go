@@ -326,12 +326,12 @@ func fileLayer(path string, open func(string) koanf.Provider, p *problems) ([]en
 		// counts: earlier ones are neither applied nor reported.
 		last := map[string]int{}
 		for i, a := range assigns {
-			last[a.name] = i
+			last[a.Name] = i
 		}
 		var out []entry
 		for i, a := range assigns {
-			if last[a.name] == i {
-				out = append(out, entry{key: a.name, val: a.val, src: fmt.Sprintf("%s:%d", name, a.line), o: fromFile})
+			if last[a.Name] == i {
+				out = append(out, entry{key: a.Name, val: a.Value, src: fmt.Sprintf("%s:%d", name, a.Line), o: fromFile})
 			}
 		}
 		return out, nil

@@ -193,7 +193,7 @@ func TestPyReadsPastErrors(t *testing.T) {
 			match(t, "error", "g.py", got, tt.errors)
 			var names []string
 			for _, a := range assigns {
-				names = append(names, a.name)
+				names = append(names, a.Name)
 			}
 			if !reflect.DeepEqual(names, tt.assigned) {
 				t.Errorf("read %v, want %v", names, tt.assigned)

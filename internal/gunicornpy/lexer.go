@@ -1,6 +1,6 @@
-package config
+package gunicornpy
 
-// The lexer of the Gunicorn .py reader (gunicornpy.go): Python's tokens for
+// The lexer of the Gunicorn .py reader (parser.go): Python's tokens for
 // the literal subset asyncd reads, with line numbers, and the resync that
 // lets the reader go on after a statement it cannot take.
 
@@ -13,20 +13,20 @@ import (
 	"unicode/utf8"
 )
 
-type pyKind int
+type tokenKind int
 
 const (
-	pyEOF pyKind = iota
-	pyNewline
-	pyIndent
-	pyName
-	pyNumber
-	pyString
-	pyOp
+	tokEOF tokenKind = iota
+	tokNewline
+	tokIndent
+	tokName
+	tokNumber
+	tokString
+	tokOp
 )
 
-type pyTok struct {
-	kind       pyKind
+type token struct {
+	kind       tokenKind
 	text       string // names, operators, number text
 	val        any    // numbers and strings
 	fstr       bool   // f"..."
@@ -35,43 +35,43 @@ type pyTok struct {
 	start, end int // byte offsets in the source
 }
 
-// pyError is a problem at a line; parseGunicornPy adds the file name.
-type pyError struct {
+// lineError is a problem at a line; Parse returns it as a Problem.
+type lineError struct {
 	line int
 	msg  string
 	kind Kind // 0: KindValue
 	lex  bool // from the lexer, which must then skip to the next line
 }
 
-func (e *pyError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+func (e *lineError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
 
-// errPyExpr reports a value that is not a literal; the statement turns it
+// errExpr reports a value that is not a literal; the statement turns it
 // into a message quoting the whole statement.
-type errPyExpr struct{ fstr bool }
+type errExpr struct{ fstr bool }
 
-func (errPyExpr) Error() string { return "not a literal" }
+func (errExpr) Error() string { return "not a literal" }
 
-type pyBracket struct {
+type bracket struct {
 	ch   byte
 	line int
 }
 
-type pyLexer struct {
+type lexer struct {
 	src       []byte
 	pos, line int
 	lineStart bool // at the start of a logical line
-	brackets  []pyBracket
-	last      pyKind
+	brackets  []bracket
+	last      tokenKind
 }
 
-func (lx *pyLexer) errf(line int, format string, a ...any) error {
-	return &pyError{line: line, msg: fmt.Sprintf(format, a...), lex: true}
+func (lx *lexer) errf(line int, format string, a ...any) error {
+	return &lineError{line: line, msg: fmt.Sprintf(format, a...), lex: true}
 }
 
 // resync moves the lexer to the start of the next line that does not
 // continue the statement it failed in (indented lines and lines that
 // close a bracket do), forgetting open brackets.
-func (lx *pyLexer) resync() {
+func (lx *lexer) resync() {
 	toNextLine := func() {
 		if i := bytes.IndexByte(lx.src[lx.pos:], '\n'); i >= 0 {
 			lx.pos += i + 1
@@ -86,32 +86,32 @@ func (lx *pyLexer) resync() {
 	}
 	lx.brackets = nil
 	lx.lineStart = true
-	lx.last = pyNewline
+	lx.last = tokNewline
 }
 
 func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isIdentChar(c byte) bool  { return isIdentStart(c) || c >= '0' && c <= '9' }
 func isDigit(c byte) bool      { return c >= '0' && c <= '9' }
 
-func (lx *pyLexer) emit(t pyTok) (pyTok, error) {
+func (lx *lexer) emit(t token) (token, error) {
 	lx.last = t.kind
 	return t, nil
 }
 
 // next returns the next token. NEWLINE ends a logical line (never inside
 // brackets); INDENT marks leading whitespace on a logical line.
-func (lx *pyLexer) next() (pyTok, error) {
+func (lx *lexer) next() (token, error) {
 	src := lx.src
 	for {
 		if lx.pos >= len(src) {
 			if n := len(lx.brackets); n > 0 {
 				b := lx.brackets[n-1]
-				return pyTok{}, lx.errf(b.line, "%q is never closed", b.ch)
+				return token{}, lx.errf(b.line, "%q is never closed", b.ch)
 			}
-			if lx.last != pyNewline {
-				return lx.emit(pyTok{kind: pyNewline, line: lx.line, start: lx.pos, end: lx.pos})
+			if lx.last != tokNewline {
+				return lx.emit(token{kind: tokNewline, line: lx.line, start: lx.pos, end: lx.pos})
 			}
-			return pyTok{kind: pyEOF, line: lx.line, start: lx.pos, end: lx.pos}, nil
+			return token{kind: tokEOF, line: lx.line, start: lx.pos, end: lx.pos}, nil
 		}
 		if lx.lineStart && len(lx.brackets) == 0 {
 			j := lx.pos
@@ -138,7 +138,7 @@ func (lx *pyLexer) next() (pyTok, error) {
 			}
 			lx.lineStart = false
 			if j > lx.pos {
-				t := pyTok{kind: pyIndent, line: lx.line, start: lx.pos, end: j}
+				t := token{kind: tokIndent, line: lx.line, start: lx.pos, end: j}
 				lx.pos = j
 				return lx.emit(t)
 			}
@@ -159,7 +159,7 @@ func (lx *pyLexer) next() (pyTok, error) {
 			case bytes.HasPrefix(rest, []byte("\r\n")):
 				lx.pos += 3
 			default:
-				return pyTok{}, lx.errf(lx.line, "unexpected \\ (a line continuation must end its line)")
+				return token{}, lx.errf(lx.line, "unexpected \\ (a line continuation must end its line)")
 			}
 			lx.line++
 		case c == '\n':
@@ -169,10 +169,10 @@ func (lx *pyLexer) next() (pyTok, error) {
 				continue
 			}
 			lx.lineStart = true
-			if lx.last == pyNewline {
+			if lx.last == tokNewline {
 				continue
 			}
-			return lx.emit(pyTok{kind: pyNewline, line: lx.line - 1, start: lx.pos - 1, end: lx.pos - 1})
+			return lx.emit(token{kind: tokNewline, line: lx.line - 1, start: lx.pos - 1, end: lx.pos - 1})
 		case isIdentStart(c):
 			start := lx.pos
 			for lx.pos < len(src) && isIdentChar(src[lx.pos]) {
@@ -185,7 +185,7 @@ func (lx *pyLexer) next() (pyTok, error) {
 					return lx.str(start, strings.ToLower(word))
 				}
 			}
-			return lx.emit(pyTok{kind: pyName, text: word, line: lx.line, start: start, end: lx.pos})
+			return lx.emit(token{kind: tokName, text: word, line: lx.line, start: start, end: lx.pos})
 		case c == '"' || c == '\'':
 			return lx.str(lx.pos, "")
 		case isDigit(c) || (c == '.' && lx.pos+1 < len(src) && isDigit(src[lx.pos+1])):
@@ -197,7 +197,7 @@ func (lx *pyLexer) next() (pyTok, error) {
 }
 
 // str scans a string literal whose prefix starts at start.
-func (lx *pyLexer) str(start int, prefix string) (pyTok, error) {
+func (lx *lexer) str(start int, prefix string) (token, error) {
 	src := lx.src
 	raw := strings.Contains(prefix, "r")
 	fstr := strings.Contains(prefix, "f")
@@ -212,20 +212,20 @@ func (lx *pyLexer) str(start int, prefix string) (pyTok, error) {
 	var sb strings.Builder
 	for {
 		if lx.pos >= len(src) {
-			return pyTok{}, lx.errf(startLine, "unterminated string")
+			return token{}, lx.errf(startLine, "unterminated string")
 		}
 		c := src[lx.pos]
 		switch {
 		case c == q && !triple:
 			lx.pos++
-			return lx.emit(pyTok{kind: pyString, val: sb.String(), fstr: fstr, bytes: strings.Contains(prefix, "b"),
+			return lx.emit(token{kind: tokString, val: sb.String(), fstr: fstr, bytes: strings.Contains(prefix, "b"),
 				line: startLine, start: start, end: lx.pos})
 		case c == q && lx.pos+2 < len(src) && src[lx.pos+1] == q && src[lx.pos+2] == q:
 			lx.pos += 3
-			return lx.emit(pyTok{kind: pyString, val: sb.String(), fstr: fstr, bytes: strings.Contains(prefix, "b"),
+			return lx.emit(token{kind: tokString, val: sb.String(), fstr: fstr, bytes: strings.Contains(prefix, "b"),
 				line: startLine, start: start, end: lx.pos})
 		case c == '\n' && !triple:
-			return pyTok{}, lx.errf(startLine, "unterminated string (the closing quote is missing on this line)")
+			return token{}, lx.errf(startLine, "unterminated string (the closing quote is missing on this line)")
 		case c == '\n':
 			lx.line++
 			sb.WriteByte(c)
@@ -234,7 +234,7 @@ func (lx *pyLexer) str(start int, prefix string) (pyTok, error) {
 			lx.pos++ // newlines read as \n, as Python does
 		case c == '\\' && lx.pos+1 < len(src):
 			if err := lx.escape(&sb, raw || fstr); err != nil {
-				return pyTok{}, err
+				return token{}, err
 			}
 		default:
 			sb.WriteByte(c)
@@ -245,7 +245,7 @@ func (lx *pyLexer) str(start int, prefix string) (pyTok, error) {
 
 // escape decodes the backslash escape at lx.pos into sb. In raw strings the
 // backslash stays (it still keeps the next character from ending the string).
-func (lx *pyLexer) escape(sb *strings.Builder, raw bool) error {
+func (lx *lexer) escape(sb *strings.Builder, raw bool) error {
 	src := lx.src
 	e := src[lx.pos+1]
 	if e == '\n' {
@@ -316,7 +316,7 @@ func (lx *pyLexer) escape(sb *strings.Builder, raw bool) error {
 }
 
 // number scans an int or float literal.
-func (lx *pyLexer) number() (pyTok, error) {
+func (lx *lexer) number() (token, error) {
 	src := lx.src
 	start := lx.pos
 	base := 10
@@ -345,29 +345,29 @@ func (lx *pyLexer) number() (pyTok, error) {
 	}
 done:
 	text := string(src[start:lx.pos])
-	t := pyTok{kind: pyNumber, text: text, line: lx.line, start: start, end: lx.pos}
+	t := token{kind: tokNumber, text: text, line: lx.line, start: start, end: lx.pos}
 	digits := text
 	if base != 10 {
 		digits = strings.TrimPrefix(text[2:], "_")
 	}
 	if strings.HasSuffix(text, "j") || strings.HasSuffix(text, "J") {
-		return pyTok{}, lx.errf(lx.line, "%s: complex numbers are not setting values", text)
+		return token{}, lx.errf(lx.line, "%s: complex numbers are not setting values", text)
 	}
 	if !underscoresOK(digits) {
-		return pyTok{}, lx.errf(lx.line, "invalid number %q", text)
+		return token{}, lx.errf(lx.line, "invalid number %q", text)
 	}
 	digits = strings.ReplaceAll(digits, "_", "")
 	if isFloat {
 		f, err := strconv.ParseFloat(digits, 64)
 		if err != nil || !isFloatText(digits) {
-			return pyTok{}, lx.errf(lx.line, "invalid number %q", text)
+			return token{}, lx.errf(lx.line, "invalid number %q", text)
 		}
 		t.val = f
 		return lx.emit(t)
 	}
 	if base == 10 && len(digits) > 1 && digits[0] == '0' {
 		if strings.Trim(digits, "0") != "" {
-			return pyTok{}, lx.errf(lx.line, "%s: leading zeros are not allowed in Python 3 (write 0o%s for an octal number)",
+			return token{}, lx.errf(lx.line, "%s: leading zeros are not allowed in Python 3 (write 0o%s for an octal number)",
 				text, strings.TrimLeft(digits, "0"))
 		}
 	}
@@ -375,9 +375,9 @@ done:
 	if err != nil {
 		var ne *strconv.NumError
 		if errors.As(err, &ne) && ne.Err == strconv.ErrRange {
-			return pyTok{}, lx.errf(lx.line, "%s: number too large", text)
+			return token{}, lx.errf(lx.line, "%s: number too large", text)
 		}
-		return pyTok{}, lx.errf(lx.line, "invalid number %q", text)
+		return token{}, lx.errf(lx.line, "invalid number %q", text)
 	}
 	t.val = int(n)
 	return lx.emit(t)
@@ -407,42 +407,42 @@ func isFloatText(s string) bool {
 	return true
 }
 
-var pyTwoCharOps = map[string]bool{
+var twoCharOps = map[string]bool{
 	"**": true, "//": true, "==": true, "!=": true, "<=": true, ">=": true, "->": true, ":=": true,
 	"<<": true, ">>": true, "+=": true, "-=": true, "*=": true, "/=": true, "%=": true, "&=": true,
 	"|=": true, "^=": true, "@=": true,
 }
 
-var pyClosing = map[byte]byte{')': '(', ']': '[', '}': '{'}
+var closing = map[byte]byte{')': '(', ']': '[', '}': '{'}
 
-func (lx *pyLexer) op() (pyTok, error) {
+func (lx *lexer) op() (token, error) {
 	src := lx.src
 	start := lx.pos
 	c := src[lx.pos]
-	if lx.pos+1 < len(src) && pyTwoCharOps[string(src[lx.pos:lx.pos+2])] {
+	if lx.pos+1 < len(src) && twoCharOps[string(src[lx.pos:lx.pos+2])] {
 		lx.pos += 2
-		return lx.emit(pyTok{kind: pyOp, text: string(src[start:lx.pos]), line: lx.line, start: start, end: lx.pos})
+		return lx.emit(token{kind: tokOp, text: string(src[start:lx.pos]), line: lx.line, start: start, end: lx.pos})
 	}
 	switch {
 	case c == '(' || c == '[' || c == '{':
-		lx.brackets = append(lx.brackets, pyBracket{c, lx.line})
-	case pyClosing[c] != 0:
+		lx.brackets = append(lx.brackets, bracket{c, lx.line})
+	case closing[c] != 0:
 		n := len(lx.brackets)
 		if n == 0 {
-			return pyTok{}, lx.errf(lx.line, "unmatched %q", c)
+			return token{}, lx.errf(lx.line, "unmatched %q", c)
 		}
-		if open := lx.brackets[n-1]; open.ch != pyClosing[c] {
-			return pyTok{}, lx.errf(lx.line, "%q does not match %q opened on line %d", c, open.ch, open.line)
+		if open := lx.brackets[n-1]; open.ch != closing[c] {
+			return token{}, lx.errf(lx.line, "%q does not match %q opened on line %d", c, open.ch, open.line)
 		}
 		lx.brackets = lx.brackets[:n-1]
 	case strings.IndexByte("=+-*/%&|^~<>,:;.@!", c) >= 0:
 	default:
 		if c >= utf8.RuneSelf {
 			r, _ := utf8.DecodeRune(src[lx.pos:])
-			return pyTok{}, lx.errf(lx.line, "unexpected character %q", r)
+			return token{}, lx.errf(lx.line, "unexpected character %q", r)
 		}
-		return pyTok{}, lx.errf(lx.line, "unexpected character %q", c)
+		return token{}, lx.errf(lx.line, "unexpected character %q", c)
 	}
 	lx.pos++
-	return lx.emit(pyTok{kind: pyOp, text: string(c), line: lx.line, start: start, end: lx.pos})
+	return lx.emit(token{kind: tokOp, text: string(c), line: lx.line, start: start, end: lx.pos})
 }

@@ -1,71 +1,37 @@
-package config
+package gunicornpy
 
-// The Gunicorn .py reader. Gunicorn configs are Python modules, but nearly
-// all of them are top-level assignments of literals; asyncd reads exactly
-// that subset (strings in every quoting, numbers, True/False/None, lists,
-// tuples, dicts, comments, line continuations) and runs no Python. Anything
-// else is refused with file:line, the statement, and what to write instead.
+// The parser: top-level `name = literal` statements, and for every other
+// statement a message that quotes it and says what to write instead.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
-// pyAssign is one top-level `name = literal` of a Gunicorn config file.
-type pyAssign struct {
-	name string
-	val  any // string, int, float64, bool, nil, []any, map[string]any
-	line int
-}
+// maxDepth bounds nesting so that hostile input cannot exhaust the stack.
+const maxDepth = 64
 
-// pyMaxDepth bounds nesting so that hostile input cannot exhaust the stack.
-const pyMaxDepth = 64
-
-// parseGunicornPy reads the assignments of a Gunicorn config file, in file
-// order (a later assignment to the same name wins, as in Python). It reads
-// past the statements it cannot take, so that one pass finds them all:
-// the assignments it could read come back with an Errors of the others,
-// each an *Error with Source "file:line", in line order.
-func parseGunicornPy(file string, src []byte) ([]pyAssign, error) {
-	src = bytes.TrimPrefix(src, []byte("\xef\xbb\xbf"))
-	p := &pyParser{file: file, lx: pyLexer{src: src, line: 1, lineStart: true, last: pyNewline}}
-	out := p.parse()
-	if len(p.errs) == 0 {
-		return out, nil
-	}
-	errs := make(Errors, len(p.errs))
-	for i, pe := range p.errs {
-		k := pe.kind
-		if k == 0 {
-			k = KindValue
-		}
-		errs[i] = &Error{Source: fmt.Sprintf("%s:%d", file, pe.line), Msg: pe.msg, Kind: k}
-	}
-	return out, errs
-}
-
-type pyParser struct {
-	file    string
-	lx      pyLexer
-	peeked  *pyTok
-	lastEnd int // end offset of the last token returned that does not end a statement
-	depth   int
-	errs    []*pyError
+type parser struct {
+	settings Settings
+	lx       lexer
+	peeked   *token
+	lastEnd  int // end offset of the last token returned that does not end a statement
+	depth    int
+	errs     []*lineError
 	// last is the kind of the last token returned and lastSemi whether it
 	// was ";": together, whether a statement has been read to its end.
-	last     pyKind
+	last     tokenKind
 	lastSemi bool
 	// inBlockChain: the last statement was a refused if/try/for/while
 	// header, so its elif/else/except/finally clauses go with it.
 	inBlockChain bool
 }
 
-func (p *pyParser) next() (pyTok, error) {
+func (p *parser) next() (token, error) {
 	t, err := p.advance()
 	if err == nil {
 		p.last, p.lastSemi = t.kind, isOp(t, ";")
@@ -73,21 +39,21 @@ func (p *pyParser) next() (pyTok, error) {
 	return t, err
 }
 
-func (p *pyParser) advance() (pyTok, error) {
-	var t pyTok
+func (p *parser) advance() (token, error) {
+	var t token
 	var err error
 	if p.peeked != nil {
 		t, p.peeked = *p.peeked, nil
 	} else if t, err = p.lx.next(); err != nil {
 		return t, err
 	}
-	if t.kind != pyNewline && t.kind != pyEOF && !isOp(t, ";") {
+	if t.kind != tokNewline && t.kind != tokEOF && !isOp(t, ";") {
 		p.lastEnd = t.end
 	}
 	return t, nil
 }
 
-func (p *pyParser) peek() (pyTok, error) {
+func (p *parser) peek() (token, error) {
 	if p.peeked == nil {
 		t, err := p.lx.next()
 		if err != nil {
@@ -98,10 +64,10 @@ func (p *pyParser) peek() (pyTok, error) {
 	return *p.peeked, nil
 }
 
-func isOp(t pyTok, op string) bool { return t.kind == pyOp && t.text == op }
+func isOp(t token, op string) bool { return t.kind == tokOp && t.text == op }
 
-func (p *pyParser) parse() []pyAssign {
-	var out []pyAssign
+func (p *parser) parse() []Assign {
+	var out []Assign
 	for {
 		t, err := p.next()
 		if err != nil {
@@ -111,28 +77,28 @@ func (p *pyParser) parse() []pyAssign {
 		chain := p.inBlockChain
 		p.inBlockChain = false
 		switch {
-		case t.kind == pyEOF:
+		case t.kind == tokEOF:
 			return out
-		case t.kind == pyNewline || isOp(t, ";"):
+		case t.kind == tokNewline || isOp(t, ";"):
 			p.inBlockChain = chain
-		case t.kind == pyIndent:
-			p.fail(&pyError{line: t.line, msg: "unexpected indentation: asyncd reads top-level assignments only (name = value)"})
+		case t.kind == tokIndent:
+			p.fail(&lineError{line: t.line, msg: "unexpected indentation: asyncd reads top-level assignments only (name = value)"})
 			p.skipRest(true)
 			p.skipBlock()
-		case t.kind == pyString:
+		case t.kind == tokString:
 			if err := p.docstring(t); err != nil {
 				p.fail(err)
 				p.recover(false)
 			}
-		case t.kind == pyName && chain && pyClause[t.text]:
+		case t.kind == tokName && chain && clauseKeywords[t.text]:
 			// elif/else/except/finally of a block already reported.
 			p.inBlockChain = true
 			p.skipRest(true)
 			p.skipBlock()
-		case t.kind == pyName:
+		case t.kind == tokName:
 			a, err := p.statement(t)
 			if err != nil {
-				header := pyCompound[t.text] || t.text == "def"
+				header := compoundKeywords[t.text] || t.text == "def"
 				p.fail(err)
 				p.recover(header)
 				p.inBlockChain = header && t.text != "def" && t.text != "class"
@@ -146,28 +112,28 @@ func (p *pyParser) parse() []pyAssign {
 	}
 }
 
-// pyClause are the keywords that continue a compound statement.
-var pyClause = map[string]bool{"elif": true, "else": true, "except": true, "finally": true}
+// clauseKeywords are the keywords that continue a compound statement.
+var clauseKeywords = map[string]bool{"elif": true, "else": true, "except": true, "finally": true}
 
 // fail records err. After an error of the lexer, which stopped inside a
 // token, reading resumes at the next line that starts a statement.
-func (p *pyParser) fail(err error) {
-	var pe *pyError
+func (p *parser) fail(err error) {
+	var pe *lineError
 	if !errors.As(err, &pe) {
-		pe = &pyError{line: p.lx.line, msg: err.Error()}
+		pe = &lineError{line: p.lx.line, msg: err.Error()}
 	}
 	p.errs = append(p.errs, pe)
 	if pe.lex {
 		p.peeked = nil
 		p.lx.resync()
-		p.last, p.lastSemi = pyNewline, false
+		p.last, p.lastSemi = tokNewline, false
 	}
 }
 
 // recover skips what is left of a statement that failed (to the end of its
 // line; a block header also to the end of its block).
-func (p *pyParser) recover(header bool) {
-	ended := p.last == pyNewline || p.last == pyEOF || (p.lastSemi && !header)
+func (p *parser) recover(header bool) {
+	ended := p.last == tokNewline || p.last == tokEOF || (p.lastSemi && !header)
 	if !ended {
 		p.skipRest(header)
 	}
@@ -178,19 +144,19 @@ func (p *pyParser) recover(header bool) {
 // (the next ";") unless header: a block header's one-line body is all
 // its own. Lexer errors on the way are not reported: the statement is
 // reported already.
-func (p *pyParser) skipRest(header bool) {
+func (p *parser) skipRest(header bool) {
 	for {
 		t, err := p.next()
 		if err != nil {
-			var pe *pyError
+			var pe *lineError
 			if errors.As(err, &pe) && pe.lex {
 				p.peeked = nil
 				p.lx.resync()
 			}
-			p.last, p.lastSemi = pyNewline, false
+			p.last, p.lastSemi = tokNewline, false
 			return
 		}
-		if t.kind == pyNewline || t.kind == pyEOF || (!header && isOp(t, ";")) {
+		if t.kind == tokNewline || t.kind == tokEOF || (!header && isOp(t, ";")) {
 			return
 		}
 	}
@@ -198,14 +164,14 @@ func (p *pyParser) skipRest(header bool) {
 
 // skipBlock skips the indented lines that follow: the body of a refused
 // block, or lines indented by mistake under a statement already reported.
-func (p *pyParser) skipBlock() {
+func (p *parser) skipBlock() {
 	for {
 		t, err := p.peek()
 		if err != nil {
 			p.fail(err) // a top-level line (the lexer found no indentation first)
 			continue
 		}
-		if t.kind != pyIndent {
+		if t.kind != tokIndent {
 			return
 		}
 		p.next()
@@ -214,15 +180,15 @@ func (p *pyParser) skipBlock() {
 }
 
 // docstring accepts a bare string statement (a module docstring).
-func (p *pyParser) docstring(first pyTok) error {
+func (p *parser) docstring(first token) error {
 	for {
 		t, err := p.next()
 		if err != nil {
 			return err
 		}
 		switch {
-		case t.kind == pyString:
-		case t.kind == pyNewline || t.kind == pyEOF || isOp(t, ";"):
+		case t.kind == tokString:
+		case t.kind == tokNewline || t.kind == tokEOF || isOp(t, ";"):
 			return nil
 		default:
 			return p.notAssignment(first)
@@ -232,10 +198,10 @@ func (p *pyParser) docstring(first pyTok) error {
 
 // stmtText returns the statement starting at start, as written (on one
 // line, shortened), consuming the rest of it.
-func (p *pyParser) stmtText(start int) string {
+func (p *parser) stmtText(start int) string {
 	for {
 		t, err := p.next()
-		if err != nil || t.kind == pyNewline || t.kind == pyEOF || isOp(t, ";") {
+		if err != nil || t.kind == tokNewline || t.kind == tokEOF || isOp(t, ";") {
 			break
 		}
 	}
@@ -251,17 +217,17 @@ func (p *pyParser) stmtText(start int) string {
 	return text
 }
 
-func (p *pyParser) notAssignment(first pyTok) error {
-	return &pyError{line: first.line, kind: KindDelete,
+func (p *parser) notAssignment(first token) error {
+	return &lineError{line: first.line, kind: KindDelete,
 		msg: p.stmtText(first.start) + " is not an assignment; asyncd reads literal assignments only (name = value)"}
 }
 
-var pyCompound = map[string]bool{
+var compoundKeywords = map[string]bool{
 	"if": true, "elif": true, "else": true, "for": true, "while": true, "with": true, "try": true,
 	"except": true, "finally": true, "class": true, "async": true,
 }
 
-var pyKeywords = map[string]bool{
+var keywords = map[string]bool{
 	"import": true, "from": true, "def": true, "return": true, "pass": true, "del": true, "global": true,
 	"nonlocal": true, "assert": true, "raise": true, "lambda": true, "yield": true, "await": true,
 	"break": true, "continue": true, "True": true, "False": true, "None": true, "in": true, "is": true,
@@ -269,52 +235,52 @@ var pyKeywords = map[string]bool{
 }
 
 // statement parses `name = literal`, name already read.
-func (p *pyParser) statement(name pyTok) (pyAssign, error) {
+func (p *parser) statement(name token) (Assign, error) {
 	switch {
 	case name.text == "import" || name.text == "from":
-		return pyAssign{}, p.importError(name)
+		return Assign{}, p.importError(name)
 	case name.text == "def":
-		return pyAssign{}, p.defError(name)
-	case pyCompound[name.text]:
-		return pyAssign{}, &pyError{line: name.line, kind: KindEnv, msg: fmt.Sprintf("%s%s statements are Python code; asyncd reads literal "+
+		return Assign{}, p.defError(name)
+	case compoundKeywords[name.text]:
+		return Assign{}, &lineError{line: name.line, kind: KindEnv, msg: fmt.Sprintf("%s%s statements are Python code; asyncd reads literal "+
 			"assignments only (name = value): write one literal value per setting, and use ASYNCD_<KEY> "+
 			"environment variables for values that differ between environments", label(p.stmtText(name.start)), name.text)}
-	case pyKeywords[name.text]:
-		return pyAssign{}, p.notAssignment(name)
+	case keywords[name.text]:
+		return Assign{}, p.notAssignment(name)
 	}
 	eq, err := p.next()
 	if err != nil {
-		return pyAssign{}, err
+		return Assign{}, err
 	}
 	if !isOp(eq, "=") {
-		return pyAssign{}, p.notAssignment(name)
+		return Assign{}, p.notAssignment(name)
 	}
 	if t, err := p.peek(); err != nil {
-		return pyAssign{}, err
-	} else if t.kind == pyName && !pyKeywords[t.text] {
-		return pyAssign{}, p.nameValue(name)
+		return Assign{}, err
+	} else if t.kind == tokName && !keywords[t.text] {
+		return Assign{}, p.nameValue(name)
 	}
 	v, err := p.value()
 	if err == nil {
-		var end pyTok
-		if end, err = p.next(); err == nil && end.kind != pyNewline && end.kind != pyEOF && !isOp(end, ";") {
-			err = errPyExpr{}
+		var end token
+		if end, err = p.next(); err == nil && end.kind != tokNewline && end.kind != tokEOF && !isOp(end, ";") {
+			err = errExpr{}
 		}
 	}
-	var ex errPyExpr
+	var ex errExpr
 	if errors.As(err, &ex) {
-		return pyAssign{}, p.exprError(name, ex.fstr)
+		return Assign{}, p.exprError(name, ex.fstr)
 	}
 	if err != nil {
-		return pyAssign{}, err
+		return Assign{}, err
 	}
-	return pyAssign{name: name.text, val: v, line: name.line}, nil
+	return Assign{Name: name.text, Value: v, Line: name.line}, nil
 }
 
 // nameValue handles `key = some_name` (the value read next is a name):
 // a word that should have been quoted (worker_class = gevent), Python's
 // constants misspelled (true), or a variable, which is an expression.
-func (p *pyParser) nameValue(key pyTok) error {
+func (p *parser) nameValue(key token) error {
 	var words []string
 	for {
 		t, err := p.next()
@@ -332,13 +298,13 @@ func (p *pyParser) nameValue(key pyTok) error {
 		p.next()
 		if n, err = p.peek(); err != nil {
 			return err
-		} else if n.kind != pyName {
+		} else if n.kind != tokName {
 			return p.exprError(key, false)
 		}
 	}
 	if end, err := p.peek(); err != nil {
 		return err
-	} else if end.kind != pyNewline && end.kind != pyEOF && !isOp(end, ";") {
+	} else if end.kind != tokNewline && end.kind != tokEOF && !isOp(end, ";") {
 		return p.exprError(key, false)
 	}
 	ident := strings.Join(words, ".")
@@ -346,64 +312,42 @@ func (p *pyParser) nameValue(key pyTok) error {
 	switch strings.ToLower(ident) {
 	case "true", "false", "none":
 		want := strings.ToUpper(ident[:1]) + strings.ToLower(ident[1:])
-		return &pyError{line: key.line, msg: fmt.Sprintf("%s: %s is not a Python constant: write %s", text, ident, want)}
+		return &lineError{line: key.line, msg: fmt.Sprintf("%s: %s is not a Python constant: write %s", text, ident, want)}
 	}
-	if s := lookup(key.text); s != nil && s.Support == Supported && s.Type != TypeRoutes {
-		if v, err := decode(s, ident, fromFile); err == nil && (s.check == nil || s.check(reflect.ValueOf(v).Convert(fieldType(s.Field)).Interface()) == nil) {
-			return &pyError{line: key.line, msg: fmt.Sprintf("%s: %s is a Python name, not a string: quote it: %s = %q",
-				text, ident, key.text, ident)}
-		}
+	if p.settings.TakesString(key.text, ident) {
+		return &lineError{line: key.line, msg: fmt.Sprintf("%s: %s is a Python name, not a string: quote it: %s = %q",
+			text, ident, key.text, ident)}
 	}
 	return p.exprErrorText(key, text, false)
 }
 
-func (p *pyParser) exprError(name pyTok, fstr bool) error {
+func (p *parser) exprError(name token, fstr bool) error {
 	return p.exprErrorText(name, p.stmtText(name.start), fstr)
 }
 
 // exprErrorText reports a value that is not a literal: text is the
 // statement, as written.
-func (p *pyParser) exprErrorText(name pyTok, text string, fstr bool) error {
+func (p *parser) exprErrorText(name token, text string, fstr bool) error {
 	what := "is an expression"
 	if fstr {
 		what = "uses an f-string"
 	}
-	var hint string
-	s := lookup(name.text)
-	if s == nil {
+	s, ok := p.settings.Lookup(name.text)
+	switch {
+	case !ok:
 		sug := ""
-		if k := suggest(name.text, keyNames); k != "" {
+		if k := p.settings.Suggest(name.text); k != "" {
 			sug = fmt.Sprintf(" (did you mean %q?)", k)
 		}
-		return &pyError{line: name.line, kind: KindDelete, msg: fmt.Sprintf("%s %s, and %q is not a setting%s; asyncd reads literals only: "+
+		return &lineError{line: name.line, kind: KindDelete, msg: fmt.Sprintf("%s %s, and %q is not a setting%s; asyncd reads literals only: "+
 			"write the final values into the settings that use it", text, what, name.text, sug)}
+	case s.Hook != "":
+		return &lineError{line: name.line, kind: KindHook, msg: label(text) + s.Hook}
 	}
-	kind := KindEnv
-	switch {
-	case s.Group == GroupServerHooks:
-		return &pyError{line: name.line, kind: KindHook, msg: label(text) + s.Reason}
-	case s.pyHint != "":
-		hint = s.pyHint
-	case s.Support == Supported:
-		hint = "write the value itself"
-		var via []string
-		if s.Env != "" {
-			via = append(via, s.Env)
-		}
-		if s.Flag != "" {
-			via = append(via, "--"+s.Flag)
-		}
-		if len(via) > 0 {
-			hint += ", or set it with " + strings.Join(via, " or ")
-		}
-	default:
-		kind = KindDelete
-		hint = fmt.Sprintf("delete it (%s has no effect in asyncd: %s)", s.Key, s.Reason)
-	}
-	return &pyError{line: name.line, kind: kind, msg: fmt.Sprintf("%s %s; asyncd reads literals only: %s", text, what, hint)}
+	return &lineError{line: name.line, kind: s.ExprKind, msg: fmt.Sprintf("%s %s; asyncd reads literals only: %s", text, what, s.ExprHint)}
 }
 
-func (p *pyParser) importError(kw pyTok) error {
+func (p *parser) importError(kw token) error {
 	text := p.stmtText(kw.start)
 	hint := ""
 	switch {
@@ -413,20 +357,20 @@ func (p *pyParser) importError(kw pyTok) error {
 		func(f string) bool { return f == "os" || strings.HasPrefix(f, "os.") }):
 		hint = " (instead of reading os.environ, set ASYNCD_<KEY> environment variables)"
 	}
-	return &pyError{line: kw.line, kind: KindDelete, msg: fmt.Sprintf("%sasyncd reads literal assignments only and runs no Python, "+
+	return &lineError{line: kw.line, kind: KindDelete, msg: fmt.Sprintf("%sasyncd reads literal assignments only and runs no Python, "+
 		"so imports cannot work; delete it%s", label(text), hint)}
 }
 
-func (p *pyParser) defError(kw pyTok) error {
+func (p *parser) defError(kw token) error {
 	name := ""
-	if t, err := p.peek(); err == nil && t.kind == pyName {
+	if t, err := p.peek(); err == nil && t.kind == tokName {
 		name = t.text
 	}
 	text := p.stmtText(kw.start)
-	if s := lookup(name); s != nil && s.Group == GroupServerHooks {
-		return &pyError{line: kw.line, kind: KindHook, msg: label(text) + s.Reason}
+	if s, ok := p.settings.Lookup(name); ok && s.Hook != "" {
+		return &lineError{line: kw.line, kind: KindHook, msg: label(text) + s.Hook}
 	}
-	return &pyError{line: kw.line, kind: KindDelete,
+	return &lineError{line: kw.line, kind: KindDelete,
 		msg: label(text) + "functions are Python code; asyncd reads literal assignments only (name = value)"}
 }
 
@@ -440,22 +384,22 @@ func label(text string) string {
 }
 
 // value parses one literal.
-func (p *pyParser) value() (any, error) {
+func (p *parser) value() (any, error) {
 	p.depth++
 	defer func() { p.depth-- }()
 	t, err := p.next()
 	if err != nil {
 		return nil, err
 	}
-	if p.depth > pyMaxDepth {
-		return nil, &pyError{line: t.line, msg: fmt.Sprintf("values nested more than %d deep", pyMaxDepth)}
+	if p.depth > maxDepth {
+		return nil, &lineError{line: t.line, msg: fmt.Sprintf("values nested more than %d deep", maxDepth)}
 	}
 	switch t.kind {
-	case pyString:
+	case tokString:
 		return p.concatStrings(t)
-	case pyNumber:
+	case tokNumber:
 		return t.val, nil
-	case pyName:
+	case tokName:
 		switch t.text {
 		case "True":
 			return true, nil
@@ -464,15 +408,15 @@ func (p *pyParser) value() (any, error) {
 		case "None":
 			return nil, nil
 		}
-	case pyOp:
+	case tokOp:
 		switch t.text {
 		case "-", "+":
 			n, err := p.next()
 			if err != nil {
 				return nil, err
 			}
-			if n.kind != pyNumber {
-				return nil, errPyExpr{}
+			if n.kind != tokNumber {
+				return nil, errExpr{}
 			}
 			if t.text == "+" {
 				return n.val, nil
@@ -491,25 +435,25 @@ func (p *pyParser) value() (any, error) {
 			return p.dict(t)
 		}
 	}
-	return nil, errPyExpr{}
+	return nil, errExpr{}
 }
 
 // concatStrings joins adjacent string literals ("a" "b"), as Python does.
-func (p *pyParser) concatStrings(first pyTok) (any, error) {
+func (p *parser) concatStrings(first token) (any, error) {
 	s := ""
 	for t := first; ; {
 		if t.fstr {
-			return nil, errPyExpr{fstr: true}
+			return nil, errExpr{fstr: true}
 		}
 		if t.bytes {
-			return nil, &pyError{line: t.line, msg: "bytes literals (b\"...\") are not setting values: drop the b"}
+			return nil, &lineError{line: t.line, msg: "bytes literals (b\"...\") are not setting values: drop the b"}
 		}
 		s += t.val.(string)
 		n, err := p.peek()
 		if err != nil {
 			return nil, err
 		}
-		if n.kind != pyString {
+		if n.kind != tokString {
 			return s, nil
 		}
 		t, _ = p.next()
@@ -517,7 +461,7 @@ func (p *pyParser) concatStrings(first pyTok) (any, error) {
 }
 
 // sequence parses list items up to close (the opening bracket read).
-func (p *pyParser) sequence(close string) ([]any, error) {
+func (p *parser) sequence(close string) ([]any, error) {
 	items := []any{}
 	for {
 		t, err := p.peek()
@@ -541,13 +485,13 @@ func (p *pyParser) sequence(close string) ([]any, error) {
 		case isOp(t, close):
 			return items, nil
 		case !isOp(t, ","):
-			return nil, errPyExpr{}
+			return nil, errExpr{}
 		}
 	}
 }
 
 // paren parses a tuple, or a parenthesized value.
-func (p *pyParser) paren() (any, error) {
+func (p *parser) paren() (any, error) {
 	t, err := p.peek()
 	if err != nil {
 		return nil, err
@@ -574,11 +518,11 @@ func (p *pyParser) paren() (any, error) {
 		}
 		return append([]any{v}, rest...), nil
 	}
-	return nil, errPyExpr{}
+	return nil, errExpr{}
 }
 
 // dict parses {key: value, ...}; keys must be strings.
-func (p *pyParser) dict(open pyTok) (any, error) {
+func (p *parser) dict(open token) (any, error) {
 	m := map[string]any{}
 	for {
 		t, err := p.peek()
@@ -599,13 +543,13 @@ func (p *pyParser) dict(open pyTok) (any, error) {
 		}
 		if !isOp(colon, ":") {
 			if isOp(colon, ",") || isOp(colon, "}") {
-				return nil, &pyError{line: open.line, msg: "sets are not setting values: write a list [...]"}
+				return nil, &lineError{line: open.line, msg: "sets are not setting values: write a list [...]"}
 			}
-			return nil, errPyExpr{}
+			return nil, errExpr{}
 		}
 		key, ok := k.(string)
 		if !ok {
-			return nil, &pyError{line: t.line, msg: fmt.Sprintf("dict keys must be strings, got %s", describe(k))}
+			return nil, &lineError{line: t.line, msg: "dict keys must be strings, got " + describeKey(k)}
 		}
 		v, err := p.value()
 		if err != nil {
@@ -620,7 +564,25 @@ func (p *pyParser) dict(open pyTok) (any, error) {
 		case isOp(t, "}"):
 			return m, nil
 		case !isOp(t, ","):
-			return nil, errPyExpr{}
+			return nil, errExpr{}
 		}
 	}
+}
+
+// describeKey names a dict key that is not a string, in the words of
+// config's "got ..." messages about values.
+func describeKey(k any) string {
+	switch x := k.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return strconv.FormatBool(x) + " (a boolean)"
+	case int, float64:
+		return fmt.Sprint(x) + " (a number)"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%T", k)
 }
