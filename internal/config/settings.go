@@ -572,7 +572,19 @@ var settings = []Setting{
 			"normalized path (percent-escapes of unreserved characters decoded, `.` and `..` " +
 			"segments resolved, repeated slashes merged; docs/security.md#paths), and the method " +
 			"check and every handler see that path, so a route's path must be in that form " +
-			"(`/a/b/`, not `/a//b/` or `/%7Eb/`).",
+			"(`/a/b/`, not `/a//b/` or `/%7Eb/`). " +
+			"A `path` is exact, or a prefix when it ends in `/` (every path under it; the longest " +
+			"prefix wins, an exact path before any prefix). `mount: /users` in place of `path` hands " +
+			"the whole subtree to one handler with every method: `/users` exactly and every path " +
+			"under `/users/` (not `/usersx`); it is the pair of an exact route `/users` and a prefix " +
+			"route `/users/` without methods, so the same rules apply: a longer exact or prefix route " +
+			"inside it wins, a route naming methods on `/users` or `/users/` takes those methods, and " +
+			"another route without methods there is an error. A mount takes no `methods` (its handler " +
+			"answers 405 itself) and is written without the trailing `/`. The handler sees the full " +
+			"normalized path (`/users/42`, as an `http.ServeMux` with `GET /users/{id}` expects; no " +
+			"prefix is stripped). Paths match literally: a `{name}` segment (Go 1.22 ServeMux " +
+			"patterns) is refused, since it would answer 404 to every request; mount the subtree and " +
+			"let the handler's ServeMux match the pattern (`r.PathValue` then works as under net/http).",
 		Gunicorn: "asyncd only: it replaces Gunicorn's APP_MODULE / wsgi_app."},
 	{Key: "preload_app", Flag: "preload", Type: TypeBool, Group: GroupServerMechanics, Support: Ignored,
 		Reason: "handlers are compiled into the binary; there is no application to load before forking"},

@@ -82,7 +82,7 @@ func yamlValue(s *Setting, v any) (any, error) {
 				m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: k}, &n)
 				return nil
 			}
-			if err := add("path", r.Path); err != nil {
+			if err := add(r.PathKey(), r.Path); err != nil {
 				return nil, err
 			}
 			if err := add("handler", r.Handler); err != nil {
