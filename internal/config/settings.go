@@ -454,7 +454,7 @@ var settings = []Setting{
 	{Key: "check_config", Flag: "check-config", Type: TypeBool, Support: Action, Group: GroupDebugging,
 		Help: "Check the configuration and exit: status 0 if it is valid, 1 if not."},
 	{Key: "print_config", Flag: "print-config", Type: TypeBool, Support: Action, Group: GroupDebugging,
-		Help: "Print the effective configuration as YAML (loadable with -c) and exit."},
+		Help: "Print the effective configuration as YAML (loadable with -c; secrets masked) and exit."},
 	{Key: "block_warning", Field: "BlockWarning", Type: TypeDuration, Default: 100 * time.Millisecond,
 		Flag: "block-warning", Env: env("block_warning"), Group: GroupDebugging, Meta: "DURATION",
 		Help:     "Log a warning when a sync handler holds its event loop longer than this; 0 = off.",
