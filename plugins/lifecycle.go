@@ -56,7 +56,7 @@ type CleanerUpper interface {
 	Cleanup() error
 }
 
-// Intervals of the lifecycle, which docs/plugins.md states.
+// Intervals of the lifecycle, which docs/design.md ("Plugin lifecycle") states.
 const (
 	// ReadyInterval is how often the serving process runs the checks.
 	ReadyInterval = time.Second
@@ -162,8 +162,8 @@ func (s Instances) distinct() []*Instance {
 }
 
 // Provision runs each Provisioner in route order. On the first error it
-// cleans up the ones provisioned already and returns the error, naming the
-// route.
+// cleans up the ones provisioned already and the one that failed, and
+// returns the error, naming the route.
 func (s Instances) Provision(ctx context.Context, log *slog.Logger) error {
 	ds := s.distinct()
 	for i, in := range ds {
@@ -172,7 +172,9 @@ func (s Instances) Provision(ctx context.Context, log *slog.Logger) error {
 			continue
 		}
 		if err := p.Provision(ctx); err != nil {
-			Instances(ds[:i]).Cleanup(log)
+			// As Caddy does: a Provision that failed half-way may hold
+			// something (a pool opened, then the ping failed).
+			Instances(ds[:i+1]).Cleanup(log)
 			return fmt.Errorf("%s: provision %s: %w", in.Route, in.Route.Handler, err)
 		}
 	}

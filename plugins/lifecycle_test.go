@@ -92,7 +92,8 @@ func TestLifecycleOrder(t *testing.T) {
 }
 
 // TestProvisionErrorCleansUp: a failing Provision stops the start, names
-// the route, and cleans up what was provisioned before it, not itself.
+// the route, and cleans up itself (it may have opened a pool before its
+// ping failed) and what was provisioned before it, last first.
 func TestProvisionErrorCleansUp(t *testing.T) {
 	var calls []string
 	ok := &lifeHandler{name: "ok", calls: &calls}
@@ -104,7 +105,7 @@ func TestProvisionErrorCleansUp(t *testing.T) {
 	if err == nil || err.Error() != "routes[1] (/p): provision test-prov-bad: ping: connection refused" {
 		t.Errorf("Provision: %v", err)
 	}
-	if want := []string{"provision ok", "provision bad", "cleanup ok"}; !reflect.DeepEqual(calls, want) {
+	if want := []string{"provision ok", "provision bad", "cleanup bad", "cleanup ok"}; !reflect.DeepEqual(calls, want) {
 		t.Errorf("calls %q, want %q", calls, want)
 	}
 }

@@ -718,11 +718,11 @@ var settings = []Setting{
 	{Key: "when_ready", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("asyncd reports readiness: with Type=notify, systemd starts units ordered After=asyncd.service once asyncd serves (or use ExecStartPost=); load balancers and Kubernetes use the health plugin's readiness route")},
 	{Key: "pre_fork", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
-		Reason: hookReason("per-process set-up goes in a handler plugin's factory or its package's init(); open connections lazily, on first use (factories also run for --check-config)")},
+		Reason: hookReason(reasonProvision)},
 	{Key: "post_fork", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
-		Reason: hookReason("per-process set-up goes in a handler plugin's factory or its package's init(); open connections lazily, on first use (factories also run for --check-config)")},
+		Reason: hookReason(reasonProvision)},
 	{Key: "post_worker_init", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
-		Reason: hookReason("per-process set-up goes in a handler plugin's factory or its package's init(); open connections lazily, on first use (factories also run for --check-config)")},
+		Reason: hookReason(reasonProvision)},
 	{Key: "worker_int", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("a handler sees Ctx.Context() cancelled when its connection is closed")},
 	{Key: "worker_abort", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
@@ -736,7 +736,7 @@ var settings = []Setting{
 	{Key: "child_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("the supervisor logs \"serving process exited\" with the exit status")},
 	{Key: "worker_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
-		Reason: hookReason("the supervisor logs \"serving process exited\" with the exit status")},
+		Reason: hookReason("per-process tear-down goes in a handler plugin's Cleanup (plugins.CleanerUpper), run after the serving process's last request; the supervisor logs \"serving process exited\" with the exit status")},
 	{Key: "nworkers_changed", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("the supervisor logs \"changing the number of event loops\" on TTIN and TTOU")},
 	{Key: "on_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
@@ -744,3 +744,7 @@ var settings = []Setting{
 	{Key: "ssl_context", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("TLS is terminated in front of asyncd (nginx, HAProxy, a load balancer)")},
 }
+
+// reasonProvision replaces the per-process start-up hooks.
+const reasonProvision = "per-process set-up goes in a handler plugin's Provision (plugins.Provisioner), which runs in each " +
+	"serving process before it takes traffic; not in its factory, which also runs in the supervisor and for --check-config"

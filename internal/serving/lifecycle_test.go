@@ -213,8 +213,8 @@ func TestProvisionErrorFailsTheStart(t *testing.T) {
 	if err == nil || err.Error() != "routes[1] (/life): provision life: ping: connection refused" {
 		t.Errorf("Run: %v; want the provision error naming the route", err)
 	}
-	if got := p.Events(); strings.Join(got, ",") != "provision" {
-		t.Errorf("events %q, want only provision (no ready, no cleanup of a plugin whose Provision failed)", got)
+	if got := p.Events(); strings.Join(got, ",") != "provision,cleanup" {
+		t.Errorf("events %q, want provision, cleanup (and never ready)", got)
 	}
 }
 
