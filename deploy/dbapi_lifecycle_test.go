@@ -57,6 +57,11 @@ func TestDBAPIExampleLifecycle(t *testing.T) {
 	warm("1")
 	srv.p.Signal(syscall.SIGHUP)
 	warm("2")
+	// Provision runs in serving processes only: the supervisor builds the
+	// routes too (at start and on the reload), and must not connect.
+	if n := strings.Count(srv.logs(), `msg="users: database pool open"`); n != 2 {
+		t.Errorf("%d pools opened for 2 serving processes (the supervisor must not provision):\n%s", n, srv.logs())
+	}
 	srv.p.WaitLog(regexp.MustCompile(`msg="serving process exited" generation=1\b`), 1, 60*time.Second)
 	srv.p.WaitLog(regexp.MustCompile(`msg="users: database pool closed"`), 1, 10*time.Second)
 	if m := brokenPGLines.FindAllString(pg.serverLog(t), -1); m != nil {

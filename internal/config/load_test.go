@@ -169,7 +169,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "mount wildcard", yaml: "routes:\n- {mount: \"/{x}\", handler: h}\n",
 			want: `asyncd.yaml:1: routes[0].mount: "/{x}": routes match paths literally, not as ServeMux patterns ({name} segments), so this would answer 404 to every request: route the subtree with ` + "`mount: /`" + ` and let the handler's http.ServeMux match the pattern`},
 		{name: "mount trailing slash", yaml: "routes:\n- {mount: /users/, handler: h}\n",
-			want: `asyncd.yaml:1: routes[0].mount: write the mount without the trailing /: "/users" (it covers "/users/" and every path under it)`},
+			want: `asyncd.yaml:1: routes[0].mount: write the mount without the trailing /: "/users" covers "/users" and every path under "/users/"`},
 		{name: "mount with methods", yaml: "routes:\n- {mount: /users, handler: h, methods: [GET]}\n",
 			want: `asyncd.yaml:1: routes[0].methods: a mount hands every method to its handler (which answers 405 itself): drop methods, or route with path:`},
 		{name: "mount and path", yaml: "routes:\n- {mount: /users, path: /users, handler: h}\n",

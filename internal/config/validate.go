@@ -218,8 +218,8 @@ func (c *Config) validateRoutes() []*Error {
 		case strings.ContainsAny(r.Path, "{}"):
 			errs = append(errs, keyError(src, pathAt, wildcardMsg(r.Path)))
 		case r.Mount && r.Path != "/" && strings.HasSuffix(r.Path, "/"):
-			errs = append(errs, keyError(src, pathAt, fmt.Sprintf("write the mount without the trailing /: %q (it covers %q and every path under it)",
-				strings.TrimRight(r.Path, "/"), r.Path)))
+			errs = append(errs, keyError(src, pathAt, fmt.Sprintf("write the mount without the trailing /: %q covers %q and every path under %q",
+				strings.TrimRight(r.Path, "/"), strings.TrimRight(r.Path, "/"), r.Path)))
 		}
 		if strings.TrimSpace(r.Handler) == "" {
 			errs = append(errs, keyError(src, at+".handler", "must name a handler"))
