@@ -3,7 +3,7 @@
 //
 // check: live answers 200 while the process runs (if it can answer at all,
 // it is alive). check: ready (the default) answers whether the instance
-// should get traffic (procstate.InstanceReady): 503 before the serving
+// should get traffic (plugins.Process.InstanceReady): 503 before the serving
 // process has started and from SIGTERM on, while the whole instance drains,
 // so a load balancer takes it out of rotation before it stops; 200 from a
 // generation that drains because a newer one took over (a reload), whose
