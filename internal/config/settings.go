@@ -457,7 +457,10 @@ var settings = []Setting{
 		Help: "Print the effective configuration as YAML (loadable with -c; secrets masked) and exit."},
 	{Key: "block_warning", Field: "BlockWarning", Type: TypeDuration, Default: 100 * time.Millisecond,
 		Flag: "block-warning", Env: env("block_warning"), Group: GroupDebugging, Meta: "DURATION",
-		Help:     "Log a warning when a sync handler holds its event loop longer than this; 0 = off.",
+		Help: "Log a warning when a sync handler holds its event loop longer than this; 0 = off.",
+		Doc: "The watchdog looks every 100 ms. A route is logged the first time it blocks, then at most " +
+			"once a minute while it keeps blocking, each line counting the reports left out since " +
+			"(`suppressed`), so a handler that blocks on every request does not flood the log.",
 		Gunicorn: "asyncd only.",
 		check:    durMin(0)},
 	{Key: "reload", Flag: "reload", Type: TypeBool, Group: GroupDebugging, Support: Ignored, Reason: reasonNoReload},

@@ -351,7 +351,7 @@ func (p *Process) Run(ctx context.Context, fast <-chan struct{}, o Options) erro
 				for _, b := range p.eng.Blocked(now, bw+100*time.Millisecond) {
 					if n, ok := blocked.due(b.Route, now); ok {
 						p.log.Warn("handler is blocking its event loop", "loop", b.Loop, "route", b.Route,
-							"for", b.Since.Round(time.Millisecond), "unlogged", n,
+							"for", b.Since.Round(time.Millisecond), "suppressed", n,
 							"hint", "mark the route blocking: true, or use worker_class async")
 					}
 				}
