@@ -1,7 +1,7 @@
 // Command gendocs writes docs/configuration.md from the settings table
 // (config.Describe), so the reference cannot drift from the code:
 //
-//	go run ./config/gendocs > docs/configuration.md
+//	go run ./internal/config/gendocs > docs/configuration.md
 //
 // Its test fails when the committed file differs from what it would write.
 // It reads only the table; it must not read the environment or the machine
@@ -33,7 +33,7 @@ func render(w io.Writer) {
 
 	p("# asyncd configuration\n\n")
 	p("<!-- Generated from the settings table in config/settings.go by\n")
-	p("     `go run ./config/gendocs > docs/configuration.md`. Do not edit by hand. -->\n\n")
+	p("     `go run ./internal/config/gendocs > docs/configuration.md`. Do not edit by hand. -->\n\n")
 	p("%s", intro)
 
 	p("## Settings\n\n")
