@@ -82,3 +82,23 @@ func TestPrintYAMLMasksSecrets(t *testing.T) {
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// FuzzMaskString: masking never panics, is idempotent, and never lets the
+// password of a URL built around the input through.
+func FuzzMaskString(f *testing.F) {
+	for _, s := range []string{"postgres://app:s3cr3t@db/app", "host=db password='a b'", "x", "a://:@", "password=", "https://u:p@h/?token=t"} {
+		f.Add(s, "hunter2")
+	}
+	f.Fuzz(func(t *testing.T, s, pass string) {
+		once := MaskString(s)
+		if twice := MaskString(once); twice != once {
+			t.Errorf("MaskString not idempotent: %q -> %q -> %q", s, once, twice)
+		}
+		if len(pass) < 4 || strings.ContainsAny(pass, "@/: \t\n\r\v\f\x85\u00a0") || strings.Contains("postgres://app:xxxxx@db/app", pass) {
+			return
+		}
+		if got := MaskString("postgres://app:" + pass + "@db/app"); strings.Contains(got, pass) {
+			t.Errorf("password %q shows in %q", pass, got)
+		}
+	})
+}
