@@ -113,7 +113,8 @@ func NewRouter(routes []*Route) (*Router, error) {
 	for _, pr := range order {
 		pr.finish()
 		if strings.HasSuffix(pr.path, "/") {
-			// "/api/" also answers "/api" exactly unless a route claims it.
+			// "/api/" does not answer "/api" (nginx's location /api/ neither);
+			// a mount (Route.Mount) claims both.
 			r.prefixes = append(r.prefixes, pr)
 		} else {
 			r.exact[pr.path] = pr
