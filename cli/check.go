@@ -33,7 +33,7 @@ func validate(cfg *config.Config, partial bool) []*config.Error {
 			continue // the config reports it
 		}
 		if err := engine.CheckRoutePath(r.Path); err != nil {
-			add("routes", fmt.Errorf("routes[%d].path: %w", i, err))
+			add("routes", fmt.Errorf("routes[%d].%s: %w", i, r.PathKey(), err))
 		}
 		_, err := plugins.Build(plugins.Route{Index: i, Path: r.Path, Handler: r.Handler, Options: r.Options})
 		add("routes", err)

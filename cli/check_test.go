@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/plugins"
 )
 
 // TestWriteReport: several problems are grouped by what to do, each group
@@ -204,5 +206,36 @@ func TestWithoutGunicornEnv(t *testing.T) {
 	got := withoutGunicornEnv([]string{"PORT=1", "PATH=/bin", "WEB_CONCURRENCY=2", "GUNICORN_CMD_ARGS=-w 2", "PORTS=3"})
 	if strings.Join(got, " ") != "PATH=/bin PORTS=3" {
 		t.Fatalf("%q", got)
+	}
+}
+
+// TestPrintConfigMasksSecrets: asyncd --print-config, as an operator runs
+// it to paste into a ticket, shows no password from the file, the
+// environment (ASYNCD_RAW_ENV) or a route's options.
+func TestPrintConfigMasksSecrets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "asyncd.yaml")
+	yaml := "routes:\n" +
+		"- {mount: /users, handler: test-print, options: {dsn: \"postgres://app:hunter2@db/app\"}}\n"
+	plugins.RegisterHTTPFactory("test-print", func(_ *plugins.Context, o struct {
+		DSN string `option:"dsn"`
+	}) (http.Handler, error) {
+		return http.NotFoundHandler(), nil
+	})
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run([]string{"--print-config", "-c", file}, []string{"ASYNCD_RAW_ENV=DB_PASSWORD=hunter2"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"DB_PASSWORD=xxxxx", "dsn: postgres://app:xxxxx@db/app", "mount: /users"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--print-config lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "hunter2") {
+		t.Errorf("--print-config shows a secret:\n%s", out.String())
 	}
 }

@@ -75,7 +75,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if cfg.Actions.PrintConfig {
-		y, err := cfg.YAML()
+		y, err := cfg.PrintYAML()
 		if err != nil {
 			fmt.Fprintf(stderr, "asyncd: print-config: %v\n", err)
 			return 1

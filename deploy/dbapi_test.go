@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,32 +108,56 @@ func TestDBAPIExampleTidy(t *testing.T) {
 	}
 }
 
-// TestDBAPIExampleWithoutDatabase starts the example without DATABASE_URL,
-// as --check-config and a misconfigured deployment see it: asyncd must
-// start (the pool opens on first use, not when the handler is built) and
-// answer 503, and a request that needs no database still gets its 400.
+// TestDBAPIExampleWithoutDatabase runs the example where there is no
+// database, as --check-config and a misconfigured deployment see it.
+// asyncd: the config checks (the plugin connects only in a serving
+// process, in Provision), a config without a DSN is refused naming the
+// option, and a DSN nothing answers on fails the serving process's start
+// (Provision), the log saying why. net/http: the standalone starts and
+// answers 503 (its pool opens on first use), and 400 to a request that
+// needs no database.
 func TestDBAPIExampleWithoutDatabase(t *testing.T) {
 	checkDBAPIReadme(t)
 	asyncd, standalone := dbapiBinaries(t)
-	for _, s := range []struct{ name, bin string }{{"asyncd", asyncd}, {"net/http", standalone}} {
-		t.Run(s.name, func(t *testing.T) {
-			srv := startDBAPI(t, s.bin, nil)
-			for _, tt := range []struct {
-				path   string
-				status int
-				body   string
-			}{
-				{"/users/42", 503, `{"error":"database not configured"}`},
-				{"/users/abc", 400, `{"error":"id must be a positive integer"}`},
-			} {
-				status, _, body := srv.do(t, "GET", tt.path, "")
-				if status != tt.status || body != tt.body+"\n" {
-					t.Errorf("GET %s: %d %q; want %d %q\n%s", tt.path, status, body, tt.status, tt.body, srv.logs())
-				}
+	t.Run("asyncd", func(t *testing.T) {
+		check := func(cfg string) (string, error) {
+			cmd := exec.Command(asyncd, "--check-config", "-c", cfg)
+			cmd.Dir = filepath.Join(repoRoot, dbapiDir)
+			cmd.Env = withoutVar(os.Environ(), "DATABASE_URL")
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		if out, err := check("asyncd.yaml"); err != nil {
+			t.Errorf("--check-config -c asyncd.yaml without a database: %v\n%s", err, out)
+		}
+		noDSN := dbapiConfig(t, "")
+		if out, err := check(noDSN); err == nil || !strings.Contains(out, "routes[1] (/users): options.dsn: required") {
+			t.Errorf("--check-config without a DSN: %v\n%s; want the missing options.dsn named", err, out)
+		}
+		nowhere := dbapiConfig(t, "postgres://dbapi@/dbapi?host="+t.TempDir()+"&connect_timeout=2")
+		srv := startDBAPIProcess(t, asyncd, nil, nowhere)
+		srv.p.WaitLog(regexp.MustCompile(`routes\[1\] \(/users\): provision users: ping the database`), 1, 30*time.Second)
+		srv.p.WaitLog(regexp.MustCompile(`new serving process exited before it was ready`), 1, 30*time.Second)
+		srv.p.Signal(syscall.SIGTERM)
+		srv.p.Wait(60 * time.Second)
+	})
+	t.Run("net/http", func(t *testing.T) {
+		srv := startDBAPI(t, standalone, nil, "")
+		for _, tt := range []struct {
+			path   string
+			status int
+			body   string
+		}{
+			{"/users/42", 503, `{"error":"database not configured"}`},
+			{"/users/abc", 400, `{"error":"id must be a positive integer"}`},
+		} {
+			status, _, body := srv.do(t, "GET", tt.path, "")
+			if status != tt.status || body != tt.body+"\n" {
+				t.Errorf("GET %s: %d %q; want %d %q\n%s", tt.path, status, body, tt.status, tt.body, srv.logs())
 			}
-			srv.stop(t)
-		})
-	}
+		}
+		srv.stop(t)
+	})
 }
 
 // TestDBAPIExample starts a throw-away PostgreSQL, seeds it with the
@@ -144,7 +169,9 @@ func TestDBAPIExample(t *testing.T) {
 	asyncd, standalone := dbapiBinaries(t)
 	pg := startPostgres(t)
 	pg.psql(t, "-v", "seed_users=50", "-f", filepath.Join(repoRoot, dbapiDir, "schema.sql"))
-	env := []string{"DATABASE_URL=" + pg.url + "&pool_max_conns=4"}
+	dsn := pg.url + "&pool_max_conns=4"
+	env := []string{"DATABASE_URL=" + dsn} // the standalone's
+	cfg := dbapiConfig(t, dsn)             // asyncd.yaml, on this database
 
 	gets := []struct {
 		path   string
@@ -160,7 +187,12 @@ func TestDBAPIExample(t *testing.T) {
 	answers := map[string][]string{}
 	for i, s := range []struct{ name, bin string }{{"asyncd", asyncd}, {"net/http", standalone}} {
 		t.Run(s.name, func(t *testing.T) {
-			srv := startDBAPI(t, s.bin, env)
+			srv := startDBAPI(t, s.bin, env, cfg)
+			if s.name == "asyncd" {
+				if status, _, body := srv.do(t, "GET", "/healthz", ""); status != 200 {
+					t.Errorf("GET /healthz with the database up: %d %q", status, body)
+				}
+			}
 			for _, tt := range gets {
 				status, _, body := srv.do(t, "GET", tt.path, "")
 				if status != tt.status || !strings.HasPrefix(body, tt.want) {
@@ -239,7 +271,29 @@ func (s *dbapiServer) logs() string { return s.p.Output() }
 // in the example's directory on a free port, with env as its environment
 // (testbin.Env: no DATABASE_URL unless env has one), and waits until it
 // answers.
-func startDBAPI(t *testing.T, bin string, env []string) *dbapiServer {
+func startDBAPI(t *testing.T, bin string, env []string, cfg string) *dbapiServer {
+	t.Helper()
+	s := startDBAPIProcess(t, bin, env, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		// A bad id is answered by the handler without the database.
+		if resp, err := http.Get("http://" + s.addr + "/users/abc"); err == nil {
+			resp.Body.Close()
+			return s
+		}
+		select {
+		case <-s.p.Done():
+			t.Fatalf("%s exited at start: %v\n%s", bin, s.p.Err(), s.logs())
+		case <-ctx.Done():
+			t.Fatalf("%s did not answer on %s within 30s\n%s", bin, s.addr, s.logs())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// startDBAPIProcess starts bin as startDBAPI does, without waiting.
+func startDBAPIProcess(t *testing.T, bin string, env []string, cfg string) *dbapiServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -249,27 +303,48 @@ func startDBAPI(t *testing.T, bin string, env []string) *dbapiServer {
 	ln.Close()
 	args := []string{"-b", addr} // the standalone's flag; asyncd's too
 	if filepath.Base(bin) == "asyncd-dbapi" {
-		// README: ./asyncd-dbapi -c asyncd.yaml; -b moves it off the
-		// example's fixed port 8000.
-		args = append([]string{"-c", "asyncd.yaml"}, args...)
+		// README: ./asyncd-dbapi -c asyncd.yaml (here a copy on the
+		// test's database, dbapiConfig); -b moves it off the example's
+		// fixed port 8000.
+		args = append([]string{"-c", cfg}, args...)
 	}
-	s := &dbapiServer{addr: addr, p: testbin.Start(t, bin, testbin.Options{Args: args, Dir: filepath.Join(repoRoot, dbapiDir),
+	return &dbapiServer{addr: addr, p: testbin.Start(t, bin, testbin.Options{Args: args, Dir: filepath.Join(repoRoot, dbapiDir),
 		Env: env, CombinedOutput: true, SysProcAttr: &syscall.SysProcAttr{Setpgid: true}})}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		// A bad id is answered by the handler without the database.
-		if resp, err := http.Get("http://" + addr + "/users/abc"); err == nil {
-			resp.Body.Close()
-			return s
-		}
-		select {
-		case <-s.p.Done():
-			t.Fatalf("%s %s exited at start: %v\n%s", bin, strings.Join(args, " "), s.p.Err(), s.logs())
-		case <-ctx.Done():
-			t.Fatalf("%s did not answer on %s within 30s\n%s", bin, addr, s.logs())
-		case <-time.After(50 * time.Millisecond):
-		}
+}
+
+// dbapiDSN is the connection string examples/dbapi/asyncd.yaml documents
+// (README: the database's socket in /tmp/dbapi-pg).
+const dbapiDSN = "dsn: postgres://dbapi@/dbapi?host=/tmp/dbapi-pg&pool_max_conns=24"
+
+// dbapiConfig writes the example's asyncd.yaml with its DSN replaced by
+// dsn (the option dropped when dsn is ""), and returns the file's path.
+func dbapiConfig(t *testing.T, dsn string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, dbapiDir, "asyncd.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), dbapiDSN) {
+		t.Fatalf("%s/asyncd.yaml no longer has %q: update it or this test", dbapiDir, dbapiDSN)
+	}
+	repl := ""
+	if dsn != "" {
+		repl = "dsn: " + strconv.Quote(dsn)
+	}
+	path := filepath.Join(t.TempDir(), "asyncd.yaml")
+	writeDBAPIConfig(t, path, strings.Replace(string(b), dbapiDSN, repl, 1))
+	return path
+}
+
+// writeDBAPIConfig (re)writes a config, as an operator edits it before a
+// reload: to a temporary file renamed over it.
+func writeDBAPIConfig(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -322,9 +397,10 @@ func withoutVar(env []string, name string) []string {
 // socket in its own temporary directory (so no port can clash), stopped
 // and removed when the test ends.
 type postgres struct {
-	bin string // the server's bin directory (initdb, pg_ctl, psql)
-	dir string // data in dir/data, socket in dir
-	url string // a pgx/libpq URL for the database "dbapi" as user "dbapi"
+	bin  string              // the server's bin directory (initdb, pg_ctl, psql)
+	dir  string              // data in dir/data, socket in dir
+	url  string              // a pgx/libpq URL for the database "dbapi" as user "dbapi"
+	cred *syscall.Credential // the server's user, when the test runs as root
 }
 
 // postgresBinDir finds PostgreSQL's server programs: `pg_config --bindir`,
@@ -385,7 +461,7 @@ func startPostgres(t *testing.T) *postgres {
 			t.Fatal(err)
 		}
 	}
-	pg := &postgres{bin: bin, dir: dir, url: "postgres://dbapi@/dbapi?host=" + dir}
+	pg := &postgres{bin: bin, dir: dir, url: "postgres://dbapi@/dbapi?host=" + dir, cred: cred}
 	run := func(asServer bool, name string, args ...string) {
 		t.Helper()
 		cmd := exec.Command(filepath.Join(bin, name), args...)
@@ -401,8 +477,7 @@ func startPostgres(t *testing.T) *postgres {
 	}
 	data := filepath.Join(dir, "data")
 	run(true, "initdb", "-D", data, "-U", "dbapi", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions")
-	run(true, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start",
-		"-o", "-k "+dir+" -c listen_addresses= -c fsync=off")
+	pg.start(t)
 	t.Cleanup(func() {
 		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
 		cmd.Dir = dir
@@ -415,6 +490,46 @@ func startPostgres(t *testing.T) *postgres {
 	})
 	run(false, "createdb", "-h", dir, "-U", "dbapi", "dbapi")
 	return pg
+}
+
+// start starts the server (again). log_min_messages=debug1 makes it log a
+// client that leaves without ending its session ("unexpected EOF on client
+// connection", DEBUG1), which TestDBAPIExampleLifecycle looks for.
+func (pg *postgres) start(t *testing.T) {
+	t.Helper()
+	pg.ctl(t, "-l", pg.logFile(), "-w", "-t", "60", "start", "-o", "-k "+pg.dir+" -c listen_addresses= -c fsync=off -c log_min_messages=debug1")
+}
+
+// stop stops the server, ending its connections (-m fast).
+func (pg *postgres) stop(t *testing.T) {
+	t.Helper()
+	pg.ctl(t, "-m", "fast", "-w", "-t", "60", "stop")
+}
+
+func (pg *postgres) ctl(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(pg.bin, "pg_ctl"), append([]string{"-D", filepath.Join(pg.dir, "data")}, args...)...)
+	cmd.Dir = pg.dir
+	cmd.Env = append(withoutVar(os.Environ(), "PGDATA"), "LC_ALL=C")
+	if pg.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pg.cred}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(pg.logFile())
+		t.Fatalf("pg_ctl %s: %v\n%s\nserver log:\n%s", strings.Join(args, " "), err, out, log)
+	}
+}
+
+func (pg *postgres) logFile() string { return filepath.Join(pg.dir, "log") }
+
+// serverLog is the server's log so far.
+func (pg *postgres) serverLog(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(pg.logFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // psql runs psql on the cluster's database with args.

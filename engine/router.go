@@ -27,6 +27,11 @@ type Route struct {
 	Inline bool
 	// Name identifies the route in logs ("routes[2] /api/ (proxy)").
 	Name string
+	// Mount makes the route a subtree: Path (without a trailing "/",
+	// unless it is "/") exactly, and every path under Path + "/". It is
+	// the pair of an exact route on Path and a prefix route on Path + "/",
+	// with the same handler: the rules for those apply to each half.
+	Mount bool
 }
 
 // pathRoutes are the routes that share one path, each for its methods.
@@ -79,35 +84,37 @@ func NewRouter(routes []*Route) (*Router, error) {
 		if rt.Inline && rt.Blocking {
 			return nil, fmt.Errorf("%s: cannot be both inline and blocking (its handler is inline)", rt.label())
 		}
-		pr := byPath[rt.Path]
-		if pr == nil {
-			pr = &pathRoutes{path: rt.Path}
-			byPath[rt.Path] = pr
-			order = append(order, pr)
-		}
-		if len(rt.Methods) == 0 {
-			if pr.any != nil {
-				return nil, fmt.Errorf("%s: path %q defined twice for every method", rt.label(), rt.Path)
+		paths := []string{rt.Path}
+		if rt.Mount && rt.Path != "/" {
+			if strings.HasSuffix(rt.Path, "/") {
+				return nil, fmt.Errorf("%s: mount %q: write it without the trailing /", rt.label(), rt.Path)
 			}
-			pr.any = rt
-			continue
+			paths = append(paths, rt.Path+"/")
 		}
-		ms := make([]string, len(rt.Methods))
-		for i, m := range rt.Methods {
-			ms[i] = strings.ToUpper(m)
-		}
-		rt.Methods = ms
-		for _, m := range ms {
-			if pr.lookup(m) != nil {
-				return nil, fmt.Errorf("%s: path %q defined twice for method %s", rt.label(), rt.Path, m)
+		if len(rt.Methods) > 0 {
+			ms := make([]string, len(rt.Methods))
+			for i, m := range rt.Methods {
+				ms[i] = strings.ToUpper(m)
 			}
-			pr.methods = append(pr.methods, methodRoute{m, rt})
+			rt.Methods = ms
+		}
+		for _, path := range paths {
+			pr := byPath[path]
+			if pr == nil {
+				pr = &pathRoutes{path: path}
+				byPath[path] = pr
+				order = append(order, pr)
+			}
+			if err := pr.add(rt, path); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, pr := range order {
 		pr.finish()
 		if strings.HasSuffix(pr.path, "/") {
-			// "/api/" also answers "/api" exactly unless a route claims it.
+			// "/api/" does not answer "/api" (nginx's location /api/ neither);
+			// a mount (Route.Mount) claims both.
 			r.prefixes = append(r.prefixes, pr)
 		} else {
 			r.exact[pr.path] = pr
@@ -124,6 +131,24 @@ func (rt *Route) label() string {
 		return rt.Name
 	}
 	return fmt.Sprintf("route %q", rt.Path)
+}
+
+// add puts rt on pr for its methods, or for every method.
+func (pr *pathRoutes) add(rt *Route, path string) error {
+	if len(rt.Methods) == 0 {
+		if pr.any != nil {
+			return fmt.Errorf("%s: path %q defined twice for every method", rt.label(), path)
+		}
+		pr.any = rt
+		return nil
+	}
+	for _, m := range rt.Methods {
+		if pr.lookup(m) != nil {
+			return fmt.Errorf("%s: path %q defined twice for method %s", rt.label(), path, m)
+		}
+		pr.methods = append(pr.methods, methodRoute{m, rt})
+	}
+	return nil
 }
 
 // finish adds the HEADs that GET implies and builds the Allow line.
@@ -208,8 +233,8 @@ func (r *Router) Routes() []*Route {
 				out = append(out, mr.route)
 			}
 		}
-		if pr.any != nil {
-			out = append(out, pr.any)
+		if pr.any != nil && !slices.Contains(out, pr.any) {
+			out = append(out, pr.any) // a mount is on two paths
 		}
 	}
 	return out

@@ -50,6 +50,57 @@ func TestRouterMatch(t *testing.T) {
 	}
 }
 
+// TestRouterMount: a mount is the subtree: its path exactly and every path
+// under it, every method, not a sibling sharing the prefix; longer exact
+// and prefix routes inside it win, as with prefix routes, and a route
+// naming methods on the mount's own path takes those methods.
+func TestRouterMount(t *testing.T) {
+	h := engine.HandlerFunc(func(*engine.Ctx) {})
+	users := &engine.Route{Path: "/users", Mount: true, Handler: h}
+	me := &engine.Route{Path: "/users/me", Handler: h}
+	admin := &engine.Route{Path: "/users/admin/", Handler: h}
+	postUsers := &engine.Route{Path: "/users", Methods: []string{"POST"}, Handler: h}
+	root := &engine.Route{Path: "/", Mount: true, Handler: h}
+	r, err := engine.NewRouter([]*engine.Route{users, me, admin, postUsers, root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		method, path string
+		want         *engine.Route
+	}{
+		{"GET", "/users", users},
+		{"DELETE", "/users", users},
+		{"POST", "/users", postUsers},
+		{"GET", "/users/", users},
+		{"PATCH", "/users/42", users},
+		{"GET", "/users/42/posts", users},
+		{"GET", "/users/me", me},
+		{"GET", "/users/admin/x", admin},
+		{"GET", "/usersx", root}, // a sibling, not under /users
+		{"GET", "/", root},
+		{"GET", "/anything", root},
+	} {
+		if got, allow := r.Match([]byte(tt.path), []byte(tt.method)); got != tt.want || allow != "" {
+			t.Errorf("%s %s: route %v %q; want %v", tt.method, tt.path, got, allow, tt.want)
+		}
+	}
+	if n := len(r.Routes()); n != 5 {
+		t.Errorf("Routes: %d, want 5 (a mount once)", n)
+	}
+	for _, tt := range []struct {
+		routes []*engine.Route
+		want   string
+	}{
+		{[]*engine.Route{{Path: "/users", Mount: true, Handler: h}, {Path: "/users/", Handler: h}}, `path "/users/" defined twice for every method`},
+		{[]*engine.Route{{Path: "/users/", Mount: true, Handler: h}}, "without the trailing /"},
+	} {
+		if _, err := engine.NewRouter(tt.routes); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want an error with %q", tt.routes[0].Path, err, tt.want)
+		}
+	}
+}
+
 func TestRouterRefuses(t *testing.T) {
 	h := engine.HandlerFunc(func(*engine.Ctx) {})
 	for _, tt := range []struct {

@@ -34,6 +34,17 @@ type Route struct {
 	Handler string
 	// Options are the route's raw options, for Decode.
 	Options map[string]any
+
+	ctx *Context // set by NewInstance
+}
+
+// Context is what the process gives the route's plugin: its logger,
+// metrics registry and process state.
+func (r Route) Context() *Context {
+	if r.ctx != nil {
+		return r.ctx
+	}
+	return contextFor(r, nil)
 }
 
 // String names the route in errors: `routes[2] (/api/)`.
@@ -86,16 +97,13 @@ func Names() []string {
 }
 
 // Build creates the handler of every route. Errors name the route.
+// Its lifecycle (Provisioner, ...) is not run: see NewInstance.
 func Build(r Route) (engine.Handler, error) {
-	f, ok := Lookup(r.Handler)
-	if !ok {
-		return nil, fmt.Errorf("%s: handler: unknown plugin %q (available: %s)", r, r.Handler, strings.Join(Names(), ", "))
-	}
-	h, err := f(r)
+	in, err := NewInstance(r, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r, err)
+		return nil, err
 	}
-	return h, nil
+	return in.Handler, nil
 }
 
 // Decode decodes a route's options into out, a pointer to a struct whose
@@ -174,13 +182,10 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 
 // RegisterHTTP registers a net/http handler as a plugin named name, so that
 // a team's own Go code (an http.ServeMux, a router built on net/http) can be
-// mounted on a route with `handler: name`. It takes no options.
+// mounted on a route with `handler: name`. It takes no options (see
+// RegisterHTTPFactory for a plugin that does); h may implement
+// Provisioner, ReadyChecker and CleanerUpper, which run once however many
+// routes name it.
 func RegisterHTTP(name string, h http.Handler) {
-	Register(name, func(r Route) (engine.Handler, error) {
-		var none struct{}
-		if err := Decode(r.Options, &none); err != nil {
-			return nil, err
-		}
-		return engine.HTTPHandler(h), nil
-	})
+	RegisterHTTPFactory(name, func(*Context, struct{}) (http.Handler, error) { return h, nil })
 }

@@ -87,6 +87,8 @@ type Config struct {
 
 // Route maps a path (and optionally methods) to a handler plugin.
 type Route struct {
+	// Path is the route's path (key path:), or the root of the subtree it
+	// mounts (key mount:, Mount set).
 	Path    string
 	Handler string
 	// Methods limits the route to these methods; empty means every method.
@@ -98,6 +100,18 @@ type Route struct {
 	Options map[string]any
 	// Index is the route's position in the routes list, for messages.
 	Index int
+	// Mount says the route was written `mount: PATH`: Path exactly and
+	// every path under Path + "/", with every method.
+	Mount bool
+}
+
+// PathKey is the key the route's path was written under: "mount" or
+// "path".
+func (r Route) PathKey() string {
+	if r.Mount {
+		return "mount"
+	}
+	return "path"
 }
 
 // Sources maps a setting key to where its value came from: a file name

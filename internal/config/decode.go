@@ -425,7 +425,7 @@ func fieldType(name string) reflect.Type {
 }
 
 // routeKeys are the keys a route mapping may hold.
-var routeKeys = []string{"path", "handler", "methods", "blocking", "options"}
+var routeKeys = []string{"path", "mount", "handler", "methods", "blocking", "options"}
 
 // decodeRoutes reads the routes list. Errors name the route element
 // ("routes[2].handler: ..."), so they are returned whole, not as a detail.
@@ -456,6 +456,12 @@ func decodeRoutes(raw any) (any, error) {
 			switch k {
 			case "path":
 				r.Path, err = routeString(v)
+				if _, both := m["mount"]; both {
+					err = fmt.Errorf("a route has path: or mount:, not both")
+				}
+			case "mount":
+				r.Path, err = routeString(v)
+				r.Mount = true
 			case "handler":
 				r.Handler, err = routeString(v)
 			case "methods":

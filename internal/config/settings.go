@@ -249,10 +249,13 @@ var settings = []Setting{
 	{Key: "check_config", Flag: "check-config", Type: TypeBool, Support: Action, Group: GroupDebugging,
 		Help: "Check the configuration and exit: status 0 if it is valid, 1 if not."},
 	{Key: "print_config", Flag: "print-config", Type: TypeBool, Support: Action, Group: GroupDebugging,
-		Help: "Print the effective configuration as YAML (loadable with -c) and exit."},
+		Help: "Print the effective configuration as YAML (loadable with -c; secrets masked) and exit."},
 	{Key: "block_warning", Field: "BlockWarning", Type: TypeDuration, Default: 100 * time.Millisecond,
 		Flag: "block-warning", Env: env("block_warning"), Group: GroupDebugging, Meta: "DURATION",
-		Help:     "Log a warning when a sync handler holds its event loop longer than this; 0 = off.",
+		Help: "Log a warning when a sync handler holds its event loop longer than this; 0 = off.",
+		Doc: "The watchdog looks every 100 ms. A route is logged the first time it blocks, then at most " +
+			"once a minute while it keeps blocking, each line counting the reports left out since " +
+			"(`suppressed`), so a handler that blocks on every request does not flood the log.",
 		Gunicorn: "asyncd only.",
 		check:    durMin(0)},
 	{Key: "reload", Flag: "reload", Type: TypeBool, Group: GroupDebugging, Support: Ignored, Reason: reasonNoReload},
@@ -367,7 +370,19 @@ var settings = []Setting{
 			"normalized path (percent-escapes of unreserved characters decoded, `.` and `..` " +
 			"segments resolved, repeated slashes merged; docs/security.md#paths), and the method " +
 			"check and every handler see that path, so a route's path must be in that form " +
-			"(`/a/b/`, not `/a//b/` or `/%7Eb/`).",
+			"(`/a/b/`, not `/a//b/` or `/%7Eb/`). " +
+			"A `path` is exact, or a prefix when it ends in `/` (every path under it; the longest " +
+			"prefix wins, an exact path before any prefix). `mount: /users` in place of `path` hands " +
+			"the whole subtree to one handler with every method: `/users` exactly and every path " +
+			"under `/users/` (not `/usersx`); it is the pair of an exact route `/users` and a prefix " +
+			"route `/users/` without methods, so the same rules apply: a longer exact or prefix route " +
+			"inside it wins, a route naming methods on `/users` or `/users/` takes those methods, and " +
+			"another route without methods there is an error. A mount takes no `methods` (its handler " +
+			"answers 405 itself) and is written without the trailing `/`. The handler sees the full " +
+			"normalized path (`/users/42`, as an `http.ServeMux` with `GET /users/{id}` expects; no " +
+			"prefix is stripped). Paths match literally: a `{name}` segment (Go 1.22 ServeMux " +
+			"patterns) is refused, since it would answer 404 to every request; mount the subtree and " +
+			"let the handler's ServeMux match the pattern (`r.PathValue` then works as under net/http).",
 		Gunicorn: "asyncd only: it replaces Gunicorn's APP_MODULE / wsgi_app."},
 	{Key: "preload_app", Flag: "preload", Type: TypeBool, Group: GroupServerMechanics, Support: Ignored,
 		Reason: "handlers are compiled into the binary; there is no application to load before forking"},
@@ -501,11 +516,11 @@ var settings = []Setting{
 	{Key: "when_ready", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("asyncd reports readiness: with Type=notify, systemd starts units ordered After=asyncd.service once asyncd serves (or use ExecStartPost=); load balancers and Kubernetes use the health plugin's readiness route")},
 	{Key: "pre_fork", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
-		Reason: hookReason("per-process set-up goes in a handler plugin's factory or its package's init(); open connections lazily, on first use (factories also run for --check-config)")},
+		Reason: hookReason(reasonProvision)},
 	{Key: "post_fork", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
-		Reason: hookReason("per-process set-up goes in a handler plugin's factory or its package's init(); open connections lazily, on first use (factories also run for --check-config)")},
+		Reason: hookReason(reasonProvision)},
 	{Key: "post_worker_init", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
-		Reason: hookReason("per-process set-up goes in a handler plugin's factory or its package's init(); open connections lazily, on first use (factories also run for --check-config)")},
+		Reason: hookReason(reasonProvision)},
 	{Key: "worker_int", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("a handler sees Ctx.Context() cancelled when its connection is closed")},
 	{Key: "worker_abort", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
@@ -519,7 +534,7 @@ var settings = []Setting{
 	{Key: "child_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("the supervisor logs \"serving process exited\" with the exit status")},
 	{Key: "worker_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
-		Reason: hookReason("the supervisor logs \"serving process exited\" with the exit status")},
+		Reason: hookReason("per-process tear-down goes in a handler plugin's Cleanup (plugins.CleanerUpper), run after the serving process's last request; the supervisor logs \"serving process exited\" with the exit status")},
 	{Key: "nworkers_changed", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("the supervisor logs \"changing the number of event loops\" on TTIN and TTOU")},
 	{Key: "on_exit", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
@@ -527,3 +542,7 @@ var settings = []Setting{
 	{Key: "ssl_context", Type: TypeAny, Group: GroupServerHooks, Support: Rejected,
 		Reason: hookReason("TLS is terminated in front of asyncd (nginx, HAProxy, a load balancer)")},
 }
+
+// reasonProvision replaces the per-process start-up hooks.
+const reasonProvision = "per-process set-up goes in a handler plugin's Provision (plugins.Provisioner), which runs in each " +
+	"serving process before it takes traffic; not in its factory, which also runs in the supervisor and for --check-config"

@@ -209,39 +209,69 @@ func (c *Config) validateRoutes() []*Error {
 	var errs []*Error
 	for i, r := range c.Routes {
 		at := fmt.Sprintf("routes[%d]", i)
+		pathAt := at + "." + r.PathKey()
 		switch {
 		case !strings.HasPrefix(r.Path, "/"):
-			errs = append(errs, keyError(src, at+".path", fmt.Sprintf("must start with \"/\", got %q", r.Path)))
+			errs = append(errs, keyError(src, pathAt, fmt.Sprintf("must start with \"/\", got %q", r.Path)))
 		case strings.ContainsAny(r.Path, "?#"):
-			errs = append(errs, keyError(src, at+".path", fmt.Sprintf("must not contain a query or fragment, got %q", r.Path)))
+			errs = append(errs, keyError(src, pathAt, fmt.Sprintf("must not contain a query or fragment, got %q", r.Path)))
 		case strings.IndexFunc(r.Path, func(c rune) bool { return c <= ' ' || c == 0x7f }) >= 0:
-			errs = append(errs, keyError(src, at+".path", fmt.Sprintf("must not contain spaces or control characters, got %q", r.Path)))
+			errs = append(errs, keyError(src, pathAt, fmt.Sprintf("must not contain spaces or control characters, got %q", r.Path)))
+		case strings.ContainsAny(r.Path, "{}"):
+			errs = append(errs, keyError(src, pathAt, wildcardMsg(r.Path)))
+		case r.Mount && r.Path != "/" && strings.HasSuffix(r.Path, "/"):
+			errs = append(errs, keyError(src, pathAt, fmt.Sprintf("write the mount without the trailing /: %q covers %q and every path under %q",
+				strings.TrimRight(r.Path, "/"), strings.TrimRight(r.Path, "/"), r.Path)))
 		}
 		if strings.TrimSpace(r.Handler) == "" {
 			errs = append(errs, keyError(src, at+".handler", "must name a handler"))
 		}
+		if r.Mount && len(r.Methods) > 0 {
+			errs = append(errs, keyError(src, at+".methods", "a mount hands every method to its handler (which answers 405 itself): drop methods, or route with path:"))
+		}
 		methods := r.Methods
 		if len(methods) == 0 {
 			methods = []string{""} // every method
+		}
+		paths := []string{r.Path}
+		if r.Mount && r.Path != "/" {
+			paths = append(paths, r.Path+"/") // a mount is an exact and a prefix route
 		}
 		for j, m := range methods {
 			if m != "" && !isToken(m) {
 				errs = append(errs, keyError(src, fmt.Sprintf("%s.methods[%d]", at, j), fmt.Sprintf("not an HTTP method: %q", m)))
 				continue
 			}
-			k := slot{r.Path, m}
-			if prev, dup := seen[k]; dup {
-				what := "method " + m
-				if m == "" {
-					what = "every method"
+			for _, p := range paths {
+				k := slot{p, m}
+				if prev, dup := seen[k]; dup {
+					what := "method " + m
+					if m == "" {
+						what = "every method"
+					}
+					errs = append(errs, keyError(src, at, fmt.Sprintf("path %q, %s: already routed by routes[%d]", p, what, prev)))
+					continue
 				}
-				errs = append(errs, keyError(src, at, fmt.Sprintf("path %q, %s: already routed by routes[%d]", r.Path, what, prev)))
-				continue
+				seen[k] = i
 			}
-			seen[k] = i
 		}
 	}
 	return errs
+}
+
+// wildcardMsg explains why a route path with a ServeMux wildcard
+// ("/users/{id}") is refused: routes match paths literally, and would
+// answer 404 to every request.
+func wildcardMsg(path string) string {
+	root := path
+	if i := strings.Index(path, "{"); i >= 0 {
+		root = strings.TrimRight(path[:i], "/")
+	}
+	if root == "" {
+		root = "/"
+	}
+	return fmt.Sprintf("%q: routes match paths literally, not as ServeMux patterns ({name} segments), so this would answer 404 to every request: "+
+		"route the subtree with `mount: %s` and let the handler's http.ServeMux match the pattern", path, root)
 }
 
 // BindAddr is one parsed bind address.

@@ -8,10 +8,19 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// YAML renders the effective configuration (for --print-config) as a YAML
-// file that Load reads back to the same Config: every setting in table
-// order, values not at their default annotated with their source.
-func (c *Config) YAML() ([]byte, error) {
+// YAML renders the effective configuration as a YAML file that Load reads
+// back to the same Config (the supervisor hands it to the serving
+// process): every setting in table order, values not at their default
+// annotated with their source.
+func (c *Config) YAML() ([]byte, error) { return c.yaml(false) }
+
+// PrintYAML is YAML for people (--print-config): the same file with what
+// looks like a secret masked (Masked): raw_env values and route options
+// under secret names (IsSecretKey), and passwords inside every string
+// (MaskString).
+func (c *Config) PrintYAML() ([]byte, error) { return c.yaml(true) }
+
+func (c *Config) yaml(mask bool) ([]byte, error) {
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	v := reflect.ValueOf(c).Elem()
 	for i := range settings {
@@ -19,7 +28,11 @@ func (c *Config) YAML() ([]byte, error) {
 		if s.Field == "" || s.NoFile {
 			continue
 		}
-		val, err := yamlValue(s, v.FieldByName(s.Field).Interface())
+		fv := v.FieldByName(s.Field).Interface()
+		if mask {
+			fv = maskSetting(s, fv)
+		}
+		val, err := yamlValue(s, fv)
 		if err != nil {
 			return nil, fmt.Errorf("print %s: %w", s.Key, err)
 		}
@@ -39,8 +52,11 @@ func (c *Config) YAML() ([]byte, error) {
 		}
 		root.Content = append(root.Content, k, &n)
 	}
-	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root},
-		HeadComment: "asyncd effective configuration (asyncd --print-config)"}
+	head := "asyncd effective configuration (asyncd --print-config)"
+	if mask {
+		head += "\nValues that look like secrets print as " + Masked + "."
+	}
+	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}, HeadComment: head}
 	out, err := yaml.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("print config: %w", err)
@@ -82,7 +98,7 @@ func yamlValue(s *Setting, v any) (any, error) {
 				m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: k}, &n)
 				return nil
 			}
-			if err := add("path", r.Path); err != nil {
+			if err := add(r.PathKey(), r.Path); err != nil {
 				return nil, err
 			}
 			if err := add("handler", r.Handler); err != nil {

@@ -43,7 +43,28 @@ var (
 	restarts   atomic.Int64
 	reloads    atomic.Int64
 	started    atomic.Int64
+	// failing names the readiness check that failed last ("" while all
+	// pass); the serving process's checker goroutine stores it.
+	failing atomic.Pointer[string]
 )
+
+// SetFailingCheck records the readiness check that fails, or "" when
+// every check passes (package serving runs them).
+func SetFailingCheck(name string) {
+	if name == "" {
+		failing.Store(nil)
+		return
+	}
+	failing.Store(&name)
+}
+
+// FailingCheck names the readiness check that failed last, or "".
+func FailingCheck() string {
+	if p := failing.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // Publish makes s the process's state source.
 func Publish(s Source) {
@@ -73,7 +94,8 @@ func SetStopping() { stopping.Store(true) }
 // process serves, not once the instance stops, and still while this
 // process hands over to a newer generation (its keep-alive connections
 // still reach it then, and a 503 on them would take the whole instance out
-// of rotation on every reload).
+// of rotation on every reload). While it serves, a failing readiness check
+// of a plugin (FailingCheck) makes it not ready.
 func InstanceReady() bool {
 	s := Current()
 	switch {
@@ -82,7 +104,7 @@ func InstanceReady() bool {
 	case replaced.Load():
 		return true
 	}
-	return s.Ready()
+	return s.Ready() && failing.Load() == nil
 }
 
 // SetLineage records the generation of this serving process and the

@@ -35,30 +35,51 @@ import (
 // engine holds the request back until one completes.
 type poolExecutor struct {
 	queues []chan engine.Task
+	busy   []busyCount // per loop: its goroutines inside a task
 	done   chan struct{}
 }
 
+// busyCount is a counter on a cache line of its own, so that loops on
+// different CPUs do not share one.
+type busyCount struct {
+	n atomic.Int64
+	_ [56]byte
+}
+
 func newPoolExecutor(loops, threads, queue int) *poolExecutor {
-	p := &poolExecutor{done: make(chan struct{})}
+	p := &poolExecutor{done: make(chan struct{}), busy: make([]busyCount, loops)}
 	for i := 0; i < loops; i++ {
 		q := make(chan engine.Task, queue)
 		p.queues = append(p.queues, q)
 		for j := 0; j < threads; j++ {
-			go p.work(q)
+			go p.work(q, &p.busy[i].n)
 		}
 	}
 	return p
 }
 
-func (p *poolExecutor) work(q chan engine.Task) {
+func (p *poolExecutor) work(q chan engine.Task, busy *atomic.Int64) {
 	for {
 		select {
 		case t := <-q:
+			busy.Add(1)
 			t.Run()
+			busy.Add(-1)
 		case <-p.done:
 			return
 		}
 	}
+}
+
+// idle reports whether no task runs or waits (the loops must have
+// stopped submitting).
+func (p *poolExecutor) idle() bool {
+	for i := range p.busy {
+		if p.busy[i].n.Load() != 0 || len(p.queues[i]) != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Submit implements engine.Executor.
@@ -374,4 +395,25 @@ func (e *elasticExecutor) Close() {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// idle reports whether no goroutine of the pool is inside a task and none
+// waits (the loops must have stopped submitting). A task started on a
+// goroutine of its own (a full channel, a closed pool) is not seen.
+func (e *elasticExecutor) idle() bool {
+	for _, s := range e.shards {
+		if len(s.tasks) != 0 && s.slack.Load() < 0 {
+			return false
+		}
+		s.mu.Lock()
+		busy := s.detached > 0
+		for _, w := range s.all {
+			busy = busy || w.state.Load() == workerBusy
+		}
+		s.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
 }

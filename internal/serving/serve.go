@@ -109,6 +109,11 @@ type Process struct {
 	started atomic.Bool
 	unready atomic.Bool
 	reopen  []func()
+	// plugins are the routes' plugins, whose lifecycle Run drives.
+	plugins plugins.Instances
+	// stopBy is when a drain gives up on requests in flight (Run's
+	// goroutine: set by drain, read by cleanup); zero before a drain.
+	stopBy time.Time
 }
 
 // Stats implements procstate.Source.
@@ -149,7 +154,7 @@ func New(o Options) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	router, err := BuildRoutes(cfg)
+	router, ins, err := buildRoutes(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +163,7 @@ func New(o Options) (*Process, error) {
 		return nil, err
 	}
 	loops := cfg.Loops()
-	p := &Process{cfg: cfg, log: log, backend: backend, class: class, loops: loops}
+	p := &Process{cfg: cfg, log: log, backend: backend, class: class, loops: loops, plugins: ins}
 	ec := engine.Config{
 		Router:            router,
 		Loops:             loops,
@@ -235,22 +240,35 @@ func New(o Options) (*Process, error) {
 // BuildRoutes builds the router of cfg through the plugin registry, so
 // that --check-config finds every error the serving process would.
 func BuildRoutes(cfg *config.Config) (*engine.Router, error) {
+	r, _, err := buildRoutes(cfg, nil)
+	return r, err
+}
+
+// buildRoutes builds the router and the plugins, whose Context loggers
+// are log scoped to their route.
+func buildRoutes(cfg *config.Config, log *slog.Logger) (*engine.Router, plugins.Instances, error) {
 	var routes []*engine.Route
+	var ins plugins.Instances
 	for i, r := range cfg.Routes {
 		if err := engine.CheckRoutePath(r.Path); err != nil {
-			return nil, fmt.Errorf("routes[%d].path: %w", i, err)
+			return nil, nil, fmt.Errorf("routes[%d].%s: %w", i, r.PathKey(), err)
 		}
 		pr := plugins.Route{Index: i, Path: r.Path, Handler: r.Handler, Options: r.Options}
-		h, err := plugins.Build(pr)
+		in, err := plugins.NewInstance(pr, log)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		ins = append(ins, in)
 		routes = append(routes, &engine.Route{
-			Path: r.Path, Methods: r.Methods, Handler: h, Blocking: r.Blocking,
+			Path: r.Path, Methods: r.Methods, Handler: in.Handler, Blocking: r.Blocking, Mount: r.Mount,
 			Name: fmt.Sprintf("%s %s", pr, r.Handler),
 		})
 	}
-	return engine.NewRouter(routes)
+	router, err := engine.NewRouter(routes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return router, ins, nil
 }
 
 // Engine returns the process's engine (for plugins that need its state).
@@ -270,6 +288,12 @@ func (p *Process) close() {
 // (close everything now). It returns nil after a clean stop.
 func (p *Process) Run(ctx context.Context, fast <-chan struct{}, o Options) error {
 	defer p.close()
+	if err := p.provision(ctx, fast); err != nil {
+		return err
+	}
+	defer p.cleanup()
+	stopChecks := p.startReadyChecks()
+	defer stopChecks()
 	errc := make(chan error, 1)
 	go func() { errc <- p.srv.Serve() }()
 	info := ReadyInfo{Backend: p.backend.Name(), Loops: p.loops, Class: p.class, Addrs: p.sockets.Addrs()}
@@ -290,6 +314,7 @@ func (p *Process) Run(ctx context.Context, fast <-chan struct{}, o Options) erro
 		}
 	}
 	stuck := make([]bool, p.loops) // loops reported for this stall
+	blocked := newBlockLog(blockLogEvery)
 	recycled := false
 	recycle := func(reason string) {
 		if recycled {
@@ -324,8 +349,11 @@ func (p *Process) Run(ctx context.Context, fast <-chan struct{}, o Options) erro
 			}
 			if bw := p.cfg.BlockWarning; bw > 0 {
 				for _, b := range p.eng.Blocked(now, bw+100*time.Millisecond) {
-					p.log.Warn("handler is blocking its event loop", "loop", b.Loop, "route", b.Route,
-						"for", b.Since.Round(time.Millisecond), "hint", "mark the route blocking: true, or use worker_class async")
+					if n, ok := blocked.due(b.Route, now); ok {
+						p.log.Warn("handler is blocking its event loop", "loop", b.Loop, "route", b.Route,
+							"for", b.Since.Round(time.Millisecond), "suppressed", n,
+							"hint", "mark the route blocking: true, or use worker_class async")
+					}
 				}
 			}
 			if to := p.cfg.Timeout; to > 0 {
@@ -356,6 +384,7 @@ func (p *Process) Run(ctx context.Context, fast <-chan struct{}, o Options) erro
 // drain stops accepting, lets requests in flight finish within
 // graceful_timeout, then stops.
 func (p *Process) drain(errc <-chan error, fast <-chan struct{}) error {
+	p.stopBy = time.Now().Add(p.cfg.GracefulTimeout)
 	p.srv.StopAccepting()
 	// A loop may be in an accept that began before StopAccepting: the
 	// connection it gets counts in Conns only once the loop has opened it,

@@ -337,6 +337,13 @@ func TestSyncBlockWarningNamesTheRoute(t *testing.T) {
 		if !strings.Contains(buf.String(), "blocking its event loop") || !strings.Contains(buf.String(), "/sleepy") {
 			t.Fatalf("no warning naming the route:\n%s", buf.String())
 		}
+		// Each request blocks for several watchdog ticks (400 ms against
+		// 100 ms ticks): the route is logged once, then at most once a
+		// minute, not at every tick.
+		get(t, base+"/sleepy")
+		if n := strings.Count(buf.String(), "blocking its event loop"); n != 1 {
+			t.Errorf("%d block warnings for one route within a minute, want 1:\n%s", n, buf.String())
+		}
 	})
 }
 

@@ -75,7 +75,8 @@ func New(r plugins.Route) (engine.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &blocking{engine.HTTPHandler(h)}, nil
+	h.log = r.Context().Logger
+	return &blocking{Handler: engine.HTTPHandler(h), h: h}, nil
 }
 
 func newHandler(routePath string, o Options) (*handler, error) {
@@ -114,15 +115,30 @@ func newHandler(routePath string, o Options) (*handler, error) {
 }
 
 // blocking marks the handler as one that must run off the event loop.
-type blocking struct{ engine.Handler }
+type blocking struct {
+	engine.Handler
+	h *handler
+}
 
 // Blocking implements engine.BlockingHandler.
-func (blocking) Blocking() bool { return true }
+func (*blocking) Blocking() bool { return true }
+
+// Cleanup implements plugins.CleanerUpper: the stopping serving process
+// closes the root directory.
+func (b *blocking) Cleanup() error { return b.h.root.Close() }
+
+func (h *handler) logger() *slog.Logger {
+	if h.log == nil {
+		return slog.Default()
+	}
+	return h.log
+}
 
 type handler struct {
 	root   *os.Root
 	o      Options
 	prefix string
+	log    *slog.Logger // the route's (plugins.Context)
 }
 
 // errBadPath is a request path that tries to leave the tree or hides
@@ -257,7 +273,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, name string, err 
 		errors.Is(err, syscall.ENAMETOOLONG), isEscape(err):
 		http.NotFound(w, r)
 	default:
-		slog.Default().Warn("files: open failed", "root", h.o.Root, "name", name, "err", err)
+		h.logger().Warn("files: open failed", "root", h.o.Root, "name", name, "err", err)
 		http.Error(w, "500 internal server error", http.StatusInternalServerError)
 	}
 }
@@ -293,7 +309,7 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request, name string,
 func (h *handler) list(w http.ResponseWriter, r *http.Request, dir *os.File, escaped string) {
 	entries, err := dir.ReadDir(-1)
 	if err != nil {
-		slog.Default().Warn("files: listing failed", "root", h.o.Root, "path", escaped, "err", err)
+		h.logger().Warn("files: listing failed", "root", h.o.Root, "path", escaped, "err", err)
 		http.Error(w, "500 internal server error", http.StatusInternalServerError)
 		return
 	}

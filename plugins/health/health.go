@@ -3,11 +3,14 @@
 //
 // check: live answers 200 while the process runs (if it can answer at all,
 // it is alive). check: ready (the default) answers whether the instance
-// should get traffic (procstate.InstanceReady): 503 before the serving
+// should get traffic (plugins.Process.InstanceReady): 503 before the serving
 // process has started and from SIGTERM on, while the whole instance drains,
 // so a load balancer takes it out of rotation before it stops; 200 from a
 // generation that drains because a newer one took over (a reload), whose
-// keep-alive connections a load balancer may still be checking on.
+// keep-alive connections a load balancer may still be checking on. A
+// plugin's readiness check (plugins.ReadyChecker) that fails makes it 503
+// too, with the check's name after the body: "unavailable\nfailing
+// check: users (routes[1] /users)\n".
 //
 // The handler is an engine.InlineHandler: it always runs on the event loop
 // and is never held back by the off-loop in-flight bound, so it answers
@@ -20,7 +23,6 @@ import (
 	"strings"
 
 	"github.com/asyncd/asyncd/engine"
-	"github.com/asyncd/asyncd/internal/procstate"
 	"github.com/asyncd/asyncd/plugins"
 )
 
@@ -44,7 +46,8 @@ func New(r plugins.Route) (engine.Handler, error) {
 	if err := plugins.Decode(r.Options, &o); err != nil {
 		return nil, err
 	}
-	h := &Handler{body: []byte(o.Body), unavailable: []byte(o.UnavailableBody), ctype: o.ContentType}
+	h := &Handler{body: []byte(o.Body), unavailable: []byte(o.UnavailableBody), ctype: o.ContentType,
+		process: r.Context().Process}
 	switch strings.ToLower(o.Check) {
 	case "ready", "readiness":
 		h.ready = true
@@ -66,6 +69,7 @@ type Handler struct {
 	body        []byte
 	unavailable []byte
 	ctype       string
+	process     plugins.Process
 }
 
 // Inline implements engine.InlineHandler: health checks run on the loop
@@ -76,12 +80,15 @@ func (h *Handler) Inline() bool { return true }
 func (h *Handler) Serve(c *engine.Ctx) {
 	c.SetContentType(h.ctype)
 	c.SetHeader("Cache-Control", "no-store")
-	if h.ready {
-		if !procstate.InstanceReady() {
-			c.SetStatus(503)
-			c.SetBody(h.unavailable)
+	if h.ready && !h.process.InstanceReady() {
+		c.SetStatus(503)
+		if name := h.process.FailingCheck(); name != "" {
+			// Rare, and worth a few bytes: which dependency is down.
+			c.SetBodyString(string(h.unavailable) + "failing check: " + name + "\n")
 			return
 		}
+		c.SetBody(h.unavailable)
+		return
 	}
 	c.SetBody(h.body)
 }

@@ -22,11 +22,12 @@ func New(r plugins.Route) (engine.Handler, error) {
 	if err := plugins.Decode(r.Options, &o); err != nil {
 		return nil, err
 	}
-	return engine.HandlerFunc(serve), nil
+	m := r.Context().Metrics
+	return engine.HandlerFunc(func(c *engine.Ctx) { serve(c, m) }), nil
 }
 
-func serve(c *engine.Ctx) {
-	body := asyncmetrics.Default().AppendText(c.ResponseBody()[:0])
+func serve(c *engine.Ctx, m plugins.Metrics) {
+	body := m.AppendText(c.ResponseBody()[:0])
 	c.SetContentType(asyncmetrics.ContentType)
 	c.SetHeader("Cache-Control", "no-store")
 	c.SetBody(body)

@@ -88,14 +88,26 @@ func New(r plugins.Route) (engine.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &blocking{engine.HTTPHandler(p.rp)}, nil
+	p.log = r.Context().Logger
+	return &blocking{Handler: engine.HTTPHandler(p.rp), p: p}, nil
 }
 
 // blocking marks the handler as one that must run off the event loop.
-type blocking struct{ engine.Handler }
+type blocking struct {
+	engine.Handler
+	p *proxy
+}
 
 // Blocking implements engine.BlockingHandler.
-func (blocking) Blocking() bool { return true }
+func (*blocking) Blocking() bool { return true }
+
+// Cleanup implements plugins.CleanerUpper: the stopping serving process
+// closes its idle upstream connections rather than leaving them to the
+// exit.
+func (b *blocking) Cleanup() error {
+	b.p.tr.CloseIdleConnections()
+	return nil
+}
 
 type proxy struct {
 	upstreams []*url.URL
@@ -105,6 +117,7 @@ type proxy struct {
 	tr        *http.Transport
 	rp        *httputil.ReverseProxy
 	lastLog   atomic.Int64
+	log       *slog.Logger // the route's (plugins.Context)
 }
 
 func newProxy(routePath string, o Options) (*proxy, error) {
@@ -300,6 +313,13 @@ func idempotent(m string) bool {
 	return false
 }
 
+func (p *proxy) logger() *slog.Logger {
+	if p.log == nil {
+		return slog.Default()
+	}
+	return p.log
+}
+
 // isDialError reports a failure to connect: nothing reached the upstream.
 func isDialError(err error) bool {
 	var op *net.OpError
@@ -317,7 +337,7 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// At most one line a second: a dead upstream must not flood the log.
 		now := time.Now().UnixNano()
 		if last := p.lastLog.Load(); now-last >= int64(time.Second) && p.lastLog.CompareAndSwap(last, now) {
-			slog.Default().Warn("proxy: upstream failed", "status", status, "method", r.Method,
+			p.logger().Warn("proxy: upstream failed", "status", status, "method", r.Method,
 				"path", r.URL.Path, "err", err)
 		}
 	}

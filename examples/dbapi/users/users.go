@@ -38,11 +38,13 @@ type User struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Store opens its pool on first use, not when it is made: asyncd builds
-// handlers in the supervisor and in --check-config too, which must neither
-// need the database nor hold connections to it.
+// Store is the API's database: a pgxpool opened on first use (Pool), or
+// ahead of the first request (Open). Opening is never done when the Store
+// is made: asyncd builds handlers in the supervisor and in --check-config
+// too, which must neither need the database nor hold connections to it.
 type Store struct {
 	dsn  func() string
+	name string // where the DSN came from, for errors (never the DSN: it may hold a password)
 	once sync.Once
 	pool *pgxpool.Pool // set by once
 	err  error         // set by once
@@ -51,7 +53,22 @@ type Store struct {
 // NewStore returns a Store whose connection string is read from
 // DATABASE_URL on first use.
 func NewStore() *Store {
-	return &Store{dsn: func() string { return os.Getenv(DSNVariable) }}
+	return &Store{dsn: func() string { return os.Getenv(DSNVariable) }, name: DSNVariable}
+}
+
+// NewStoreDSN returns a Store for the connection string dsn; name says
+// where it came from ("options.dsn").
+func NewStoreDSN(dsn, name string) *Store {
+	return &Store{dsn: func() string { return dsn }, name: name}
+}
+
+// CheckDSN reports whether dsn is a connection string pgx accepts, without
+// connecting; the error names the DSN's source, not the DSN.
+func CheckDSN(dsn, name string) error {
+	if _, err := pgxpool.ParseConfig(dsn); err != nil {
+		return fmt.Errorf("%s: not a valid PostgreSQL connection string", name)
+	}
+	return nil
 }
 
 // Pool returns the pool, opening it on the first call. pgxpool connects
@@ -61,14 +78,14 @@ func (s *Store) Pool() (*pgxpool.Pool, error) {
 	s.once.Do(func() {
 		dsn := s.dsn()
 		if dsn == "" {
-			s.err = fmt.Errorf("%s is not set", DSNVariable)
+			s.err = fmt.Errorf("%s is not set", s.name)
 			return
 		}
 		cfg, err := pgxpool.ParseConfig(dsn)
 		if err != nil {
 			// pgx's message can quote the DSN, password and all: name the
-			// variable only.
-			s.err = fmt.Errorf("%s: not a valid PostgreSQL connection string", DSNVariable)
+			// source only.
+			s.err = fmt.Errorf("%s: not a valid PostgreSQL connection string", s.name)
 			return
 		}
 		s.pool, s.err = pgxpool.NewWithConfig(context.Background(), cfg)
@@ -76,7 +93,28 @@ func (s *Store) Pool() (*pgxpool.Pool, error) {
 	return s.pool, s.err
 }
 
-// Close closes the pool if it was opened.
+// Open opens the pool and checks that the database answers, so that the
+// first request finds a connection ready: asyncd calls it before the
+// serving process takes traffic (Provision).
+func (s *Store) Open(ctx context.Context) error {
+	return s.Ping(ctx)
+}
+
+// Ping checks that the database answers on one of the pool's connections.
+func (s *Store) Ping(ctx context.Context) error {
+	pool, err := s.Pool()
+	if err != nil {
+		return err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping the database: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool if it was opened: it waits for the connections in
+// use to come back, then ends each with PostgreSQL's Terminate message, so
+// the server logs no broken connection. No request may run any more.
 func (s *Store) Close() {
 	if s.pool != nil {
 		s.pool.Close()

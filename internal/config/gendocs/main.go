@@ -177,7 +177,12 @@ const intro = "asyncd takes Gunicorn's setting names wherever Gunicorn has the s
 	"what replaces each, unknown keys, values to correct, the machine's), each group in line order, then\n" +
 	"the warnings, and exits 1; with warnings alone it prints them, then `config OK`, and exits 0.\n" +
 	"`asyncd --print-config` prints the effective configuration as YAML, each value not at its default\n" +
-	"annotated with its source, in a form `-c` reads back.\n\n" +
+	"annotated with its source, in a form `-c` reads back. Values that look like secrets print as\n" +
+	"`xxxxx`, so the output can be pasted into a ticket: the password of a URL\n" +
+	"(`postgres://app:xxxxx@db/app`), `password=` (also `sslpassword`, `token`, `secret`, `api_key`) in a\n" +
+	"libpq `key=value` DSN or a URL query, and the whole value of a `raw_env` variable or a route option\n" +
+	"whose name contains PASSWORD, PASSWD, TOKEN, SECRET, API_KEY, APIKEY, ACCESS_KEY, PRIVATE_KEY or\n" +
+	"CREDENTIAL (any case); a masked file still loads, with the masks as values.\n\n" +
 	"A setting that asyncd ignores gets a warning only when its value would change something in\n" +
 	"Gunicorn: `daemon = False`, `spew = False` or `proc_name = None` are Gunicorn's defaults, and\n" +
 	"load silently. A config without routes loads with a warning: every request would be answered 404.\n" +

@@ -19,7 +19,7 @@ func TestDocsUpToDate(t *testing.T) {
 	render(&want)
 	got, err := os.ReadFile(docsPath)
 	if err != nil {
-		t.Fatalf("read %s: %v\nGenerate it with: go run ./config/gendocs > docs/configuration.md", docsPath, err)
+		t.Fatalf("read %s: %v\nGenerate it with: go run ./internal/config/gendocs > docs/configuration.md", docsPath, err)
 	}
 	if !bytes.Equal(got, want.Bytes()) {
 		gl, wl := strings.Split(string(got), "\n"), strings.Split(want.String(), "\n")
@@ -28,7 +28,7 @@ func TestDocsUpToDate(t *testing.T) {
 			line++
 		}
 		t.Fatalf("docs/configuration.md is out of date with the settings table (first difference at line %d).\n"+
-			"Regenerate it from the repository root with:\n\tgo run ./config/gendocs > docs/configuration.md", line+1)
+			"Regenerate it from the repository root with:\n\tgo run ./internal/config/gendocs > docs/configuration.md", line+1)
 	}
 }
 
