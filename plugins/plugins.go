@@ -4,8 +4,12 @@
 // route options with Decode, so a bad option is reported with the route and
 // the option's name.
 //
-// It owns the registry, option decoding and turning config routes into
-// engine routes. It must not touch sockets, the parser or the process model;
+// It owns the registry, option decoding, building one route's handler
+// (Build, NewInstance) and the plugin lifecycle (Context, Provision,
+// readiness checks, Cleanup). Turning the config's routes list into the
+// engine's router is the serving process's (internal/serving.BuildRoutes),
+// which calls Build per route. It must not touch sockets, the parser or the
+// process model;
 // the built-in plugins live in sub-packages (static, echo, ...) and package
 // standard imports them all.
 package plugins
