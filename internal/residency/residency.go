@@ -1,7 +1,8 @@
 // Package residency gives back, once a process has started, the memory it
 // holds only because start-up touched it: the Go heap that start-up left
-// free (returned to the kernel), and the pages of the executable's
-// read-only mappings (code and constant data) that start-up faulted in.
+// free (returned to the kernel), and the pages of read-only file mappings
+// (the executable's code and constant data; the C library's and the
+// dynamic loader's when cgo linked them) that start-up faulted in.
 //
 // Why: the supervisor and the serving process map the same executable,
 // and resident-memory figures (VmRSS, what ps, top and most benchmarks
@@ -10,10 +11,12 @@
 // parsing and validation, plugin factories); afterwards the supervisor
 // runs a small loop and the serving process its request path. Dropping
 // those pages from the process's page tables (madvise MADV_DONTNEED on
-// read-only, private, file-backed mappings) changes nothing a program can
-// observe: the kernel keeps the file's pages in its page cache, shared,
-// and the next access maps the page again with a minor fault. Nothing
-// writable is touched.
+// read-only, private, file-backed mappings that hold no page of their own)
+// changes nothing a program can observe: the kernel keeps the file's pages
+// in its page cache, shared, and the next access maps the page again with
+// a minor fault. Nothing writable is touched, nor a read-only mapping with
+// a private copy of a page (RELRO: the dynamic loader's relocations, made
+// read-only after it wrote them; dropping those would lose them).
 package residency
 
 import (
@@ -27,32 +30,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Shed returns the free heap to the kernel and drops the executable's
-// read-only pages from this process's resident set; it reports how many
-// bytes of those mappings it advised. Safe to call from any goroutine, at
+// Shed returns the free heap to the kernel and drops the pages of
+// read-only file mappings from this process's resident set; it reports how
+// many bytes of those mappings it advised. Safe to call from any goroutine, at
 // any time; it costs one garbage collection and a few system calls.
 func Shed() (int64, error) {
 	debug.FreeOSMemory()
-	exe, err := os.Readlink("/proc/self/exe")
+	maps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
-		return 0, fmt.Errorf("residency: find the executable: %w", err)
+		return 0, fmt.Errorf("residency: read /proc/self/smaps: %w", err)
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return 0, fmt.Errorf("residency: read /proc/self/maps: %w", err)
-	}
-	return dropReadOnly(maps, exe)
+	return dropReadOnly(maps, func(string) bool { return true })
 }
 
-// dropReadOnly advises MADV_DONTNEED on every read-only private mapping of
-// path listed in maps (/proc/self/maps) and returns the bytes advised.
-func dropReadOnly(maps []byte, path string) (int64, error) {
+// dropReadOnly advises MADV_DONTNEED on every read-only private file
+// mapping without private pages listed in smaps (/proc/self/smaps) whose
+// path keep accepts, and returns the bytes advised.
+func dropReadOnly(maps []byte, keep func(path string) bool) (int64, error) {
 	var advised int64
-	for _, m := range readOnlyMappings(maps, path) {
+	for _, m := range readOnlyMappings(maps) {
+		if !keep(m.path) {
+			continue
+		}
 		// The raw call: the range is an address from /proc/self/maps, not
 		// memory Go allocated, so no slice is made over it.
 		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_DONTNEED); errno != 0 {
-			return advised, fmt.Errorf("residency: madvise %s %x-%x: %w", path, m.start, m.end, errno)
+			return advised, fmt.Errorf("residency: madvise %s %x-%x: %w", m.path, m.start, m.end, errno)
 		}
 		advised += int64(m.end - m.start)
 	}
@@ -60,19 +63,44 @@ func dropReadOnly(maps []byte, path string) (int64, error) {
 }
 
 // mapping is one line of /proc/PID/maps that Shed may drop.
-type mapping struct{ start, end uintptr }
+type mapping struct {
+	start, end uintptr
+	path       string
+}
 
-// readOnlyMappings picks, from /proc/PID/maps, the private mappings of
-// path that can be neither written nor were ever writable in place: perms
-// "r--p" or "r-xp". A private writable mapping ("rw-p": the executable's
-// data) may hold this process's writes, which MADV_DONTNEED would discard.
-func readOnlyMappings(maps []byte, path string) []mapping {
+// readOnlyMappings picks, from /proc/PID/smaps, the private file mappings
+// that cannot be written and hold only the file's pages: perms "r--p" or
+// "r-xp", a path that names a file (not [vdso], [stack] or anonymous
+// memory), and "Anonymous: 0 kB" (no private copy of a page). A writable
+// mapping ("rw-p": a program's data) or a read-only one with private
+// copies (RELRO) holds data the file does not, which MADV_DONTNEED would
+// discard.
+func readOnlyMappings(smaps []byte) []mapping {
 	var out []mapping
-	sc := bufio.NewScanner(bytes.NewReader(maps))
+	var cur mapping
+	candidate := false
+	flush := func() {
+		if candidate {
+			out = append(out, cur)
+		}
+		candidate = false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
-		// address perms offset dev inode pathname
 		f := bytes.Fields(sc.Bytes())
-		if len(f) < 6 || string(bytes.Join(f[5:], []byte(" "))) != path {
+		if len(f) == 0 {
+			continue
+		}
+		if k, isField := bytes.CutSuffix(f[0], []byte(":")); isField {
+			// "Anonymous: N kB" of the mapping above.
+			if candidate && string(k) == "Anonymous" && (len(f) < 2 || string(f[1]) != "0") {
+				candidate = false
+			}
+			continue
+		}
+		// A mapping's header: address perms offset dev inode pathname.
+		flush()
+		if len(f) < 6 || f[5][0] != '/' {
 			continue
 		}
 		if p := string(f[1]); p != "r--p" && p != "r-xp" {
@@ -87,7 +115,11 @@ func readOnlyMappings(maps []byte, path string) []mapping {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		out = append(out, mapping{uintptr(start), uintptr(end)})
+		// Candidate until its Anonymous line says otherwise; a kernel
+		// without that line (before 2.6.34) never reaches here: smaps
+		// has had it since.
+		cur, candidate = mapping{uintptr(start), uintptr(end), string(bytes.Join(f[5:], []byte(" ")))}, true
 	}
+	flush()
 	return out
 }

@@ -12,37 +12,43 @@ import (
 
 func TestReadOnlyMappings(t *testing.T) {
 	maps := []byte(`00400000-00c00000 r-xp 00000000 08:01 1234 /usr/bin/asyncd
+Rss:                1024 kB
+Anonymous:             0 kB
 00c00000-01400000 r--p 00800000 08:01 1234 /usr/bin/asyncd
+Anonymous:             0 kB
 01400000-01500000 rw-p 01000000 08:01 1234 /usr/bin/asyncd
+Anonymous:            28 kB
 01500000-01600000 rw-p 00000000 00:00 0
-01600000-01700000 r--p 00000000 08:01 99 /usr/bin/other
+Anonymous:           800 kB
+01600000-01700000 r--p 00000000 08:01 99 /usr/lib/libc.so.6
+Anonymous:             0 kB
 01700000-01800000 r-xp 00000000 08:01 1235 /usr/bin/asyncd (deleted)
+Anonymous:             0 kB
+01800000-01804000 r--p 00100000 08:01 99 /usr/lib/libc.so.6
+Anonymous:            16 kB
 7ffd0000-7ffd1000 r-xp 00000000 00:00 0 [vdso]
-garbage
+Anonymous:             0 kB
 02000000-01000000 r-xp 00000000 08:01 1234 /usr/bin/asyncd
+Anonymous:             0 kB
 `)
-	tests := []struct {
-		path string
-		want []mapping
-	}{
-		// Code and read-only data only: never the data segment (rw-p),
-		// anonymous memory, another file, or a backwards range.
-		{"/usr/bin/asyncd", []mapping{{0x400000, 0xc00000}, {0xc00000, 0x1400000}}},
-		// An executable replaced on disk (a binary upgrade) is still the
-		// one mapped: its name carries " (deleted)", as readlink gives it.
-		{"/usr/bin/asyncd (deleted)", []mapping{{0x1700000, 0x1800000}}},
-		{"/nonexistent", nil},
+	// Code and read-only data of every file, the executable's, a
+	// library's, one replaced on disk (a binary upgrade: its name carries
+	// " (deleted)"); never a writable data segment (rw-p), a read-only one
+	// with private copies (libc's RELRO, Anonymous 16 kB), anonymous
+	// memory, [vdso], or a backwards range.
+	want := []mapping{
+		{0x400000, 0xc00000, "/usr/bin/asyncd"},
+		{0xc00000, 0x1400000, "/usr/bin/asyncd"},
+		{0x1600000, 0x1700000, "/usr/lib/libc.so.6"},
+		{0x1700000, 0x1800000, "/usr/bin/asyncd (deleted)"},
 	}
-	for _, tt := range tests {
-		got := readOnlyMappings(maps, tt.path)
-		if len(got) != len(tt.want) {
-			t.Errorf("%s: %v, want %v", tt.path, got, tt.want)
-			continue
-		}
-		for i := range got {
-			if got[i] != tt.want[i] {
-				t.Errorf("%s: %v, want %v", tt.path, got, tt.want)
-			}
+	got := readOnlyMappings(maps)
+	if len(got) != len(want) {
+		t.Fatalf("%v, want %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Errorf("%v, want %v", got, want)
 		}
 	}
 }
@@ -102,11 +108,11 @@ func TestDropReadOnly(t *testing.T) {
 	if got := resident(t, path); got != size/1024 {
 		t.Fatalf("after touching every page: %d KiB resident, want %d", got, size/1024)
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	maps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		t.Fatal(err)
 	}
-	advised, err := dropReadOnly(maps, path)
+	advised, err := dropReadOnly(maps, func(p string) bool { return p == path })
 	if err != nil || advised != size {
 		t.Fatalf("dropReadOnly: %d bytes, %v; want %d", advised, err, size)
 	}
