@@ -18,7 +18,11 @@
 #   BENCH_CONNS1K    connections of the conns1k scenario (default 1000)
 #   BENCH_WARMUP     discarded warm-up run per scenario (default 2s; quick 1s)
 #   BENCH_SERVERS    subset of server ids (space or comma separated)
-#   BENCH_SCENARIOS  subset of: plaintext pipeline json post churn conns1k delay idle flood parser reload
+#   BENCH_SCENARIOS  subset of: plaintext pipeline json post churn conns1k delay idle flood parser reload api
+#   BENCH_API_CONNS  connections of the api scenario (default 100; api1k uses BENCH_CONNS1K)
+#   BENCH_API_POOL   database connections of each server in the api scenario (default 24)
+#   BENCH_API_USERS  users seeded and requested at random (default 10000)
+#   BENCH_API_THREADS asyncd gthread's --threads in the api scenario (default 16)
 #   BENCH_QUICK=1    smoke run: 1 run of 3 s per scenario, 3 s flood
 #   BENCH_PORT       port every server listens on      (default 8080)
 #   BENCH_DELAY_CONNS connections of the delay scenario (default 5000)
@@ -50,11 +54,11 @@ RESULTS=$BENCH_DIR/results
 # publishing step can be tested without touching docs/.
 DOCS=${BENCH_DOCS_DIR:-$ROOT/docs}
 
-ALL_SERVERS="asyncd-epoll-sync asyncd-uring-sync asyncd-epoll-async asyncd-uring-async c-epoll nethttp fasthttp gnet-raw hertz nbio gain-raw nginx h2o gunicorn-gevent"
+ALL_SERVERS="asyncd-epoll-sync asyncd-uring-sync asyncd-epoll-async asyncd-uring-async asyncd-epoll-gthread c-epoll nethttp fasthttp gnet-raw hertz nbio gain-raw nginx h2o gunicorn-gevent"
 FAST_SCENARIOS="plaintext pipeline json post churn conns1k"
 # The minimal C server and h2o answer GET /plaintext only.
 PLAIN_SCENARIOS="plaintext pipeline churn conns1k"
-ALL_SCENARIOS="$FAST_SCENARIOS delay idle flood parser reload"
+ALL_SCENARIOS="$FAST_SCENARIOS delay idle flood parser reload api"
 IDLE_SERVERS="asyncd-epoll-sync asyncd-uring-sync c-epoll nginx h2o nethttp fasthttp"
 FLOOD_SERVERS="asyncd-epoll-sync asyncd-uring-sync gnet-raw hertz nbio fasthttp nethttp"
 
@@ -127,6 +131,10 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RAW=$RESULTS/$STAMP.raw.jsonl
 : >"$RAW" || die "cannot write $RAW"
 
+# The api scenario (a database-backed API) lives in its own file.
+# shellcheck source=api/api.sh
+. "$BENCH_DIR/api/api.sh"
+
 # ---------------------------------------------------------------- records
 
 json_str() {
@@ -177,7 +185,10 @@ for s in $SERVERS; do
 	[ "$n" -gt 0 ] && estimate=$((estimate + 3 + n * ($(secs "$WARMUP") + RUNS * ($(secs "$DURATION") + 1))))
 	contains "$SCENARIOS" idle && contains "$IDLE_SERVERS" "$s" && estimate=$((estimate + 14))
 	contains "$SCENARIOS" flood && contains "$FLOOD_SERVERS" "$s" && estimate=$((estimate + 5 + $(secs "$FLOOD_DURATION")))
+	# api: two connection counts, each run a fresh start, a warm-up and a measured run.
+	contains "$SCENARIOS" api && contains "$API_SERVERS" "$s" && estimate=$((estimate + 2 * RUNS * (3 + $(secs "$WARMUP") + $(secs "$DURATION") + 1)))
 done
+contains "$SCENARIOS" api && [ -n "$(api_servers)" ] && estimate=$((estimate + 15))
 # The parser microbenchmarks: BenchmarkParse (3 inputs x 3 parsers) and
 # BenchmarkIncremental, each about -benchtime long per -count, plus a link.
 # A -bench subset is estimated as the whole.
@@ -201,6 +212,7 @@ for s in $SERVERS; do
 	for sc in $(scenarios_of "$s"); do contains "$SCENARIOS" "$sc" && sc_list+=" $sc"; done
 	contains "$SCENARIOS" idle && contains "$IDLE_SERVERS" "$s" && sc_list+=" idle"
 	contains "$SCENARIOS" flood && contains "$FLOOD_SERVERS" "$s" && sc_list+=" flood"
+	contains "$SCENARIOS" api && contains "$API_SERVERS" "$s" && sc_list+=" api($API_CONNS and $CONNS1K conns)"
 	[ -n "$sc_list" ] && say "  $s:$sc_list"
 done
 if contains "$SCENARIOS" parser; then
@@ -244,7 +256,7 @@ apt_install() {
 }
 
 NEED_WRK=0
-for s in $SCENARIOS; do contains "$FAST_SCENARIOS delay" "$s" && NEED_WRK=1; done
+for s in $SCENARIOS; do contains "$FAST_SCENARIOS delay api" "$s" && NEED_WRK=1; done
 if [ "$NEED_WRK" = 1 ] && ! command -v wrk >/dev/null; then
 	apt_install wrk || die "wrk is missing and could not be installed: $APT_WHY"
 fi
@@ -264,7 +276,7 @@ if [ "$NOFILE" != unlimited ]; then
 		DELAY_CONNS=$((NOFILE - DELAY_SIDE_CONNS - 512))
 		say "delay connections lowered to $DELAY_CONNS to fit the open files limit"
 	fi
-	if [ $((CONNS1K + 512)) -gt "$NOFILE" ]; then
+	if [ $((CONNS1K + API_POOL + 512)) -gt "$NOFILE" ]; then
 		CONNS1K=$((NOFILE - 512))
 		say "conns1k connections lowered to $CONNS1K to fit the open files limit"
 	fi
@@ -352,7 +364,11 @@ for tool in probe report chart idleconns pipeflood gobench cpumeter; do
 done
 
 ASYNCD_WANTED=0
-for s in $SERVERS; do [[ $s == asyncd-* ]] && ASYNCD_WANTED=1; done
+# asyncd itself serves every scenario but api (examples/dbapi's binary).
+for s in $SERVERS; do
+	[[ $s == asyncd-* ]] || continue
+	for sc in $(scenarios_of "$s") idle flood reload; do contains "$SCENARIOS" "$sc" && ASYNCD_WANTED=1; done
+done
 ASYNCD=""
 ASYNCD_WHY=""
 if [ "$ASYNCD_WANTED" = 1 ]; then
@@ -385,8 +401,31 @@ if [ "$ASYNCD_WANTED" = 1 ]; then
 	fi
 fi
 
+# gunicorn_ok [MODULE...]: Gunicorn is installed and its Python imports
+# gevent and the MODULEs; sets GUNICORN.
+gunicorn_ok() {
+	GUNICORN=$(command -v gunicorn || echo /usr/bin/gunicorn)
+	[ -x "$GUNICORN" ] || return 1
+	local py mod
+	py=$(head -1 "$GUNICORN" | sed -n 's/^#! *//p' | cut -d' ' -f1)
+	for mod in gevent "$@"; do
+		"${py:-python3}" -c "import $mod" 2>/dev/null || return 1
+	done
+}
+
+# takes_part ID: the server has a selected scenario (nothing to build otherwise).
+takes_part() {
+	local sc
+	for sc in $(scenarios_of "$1"); do contains "$SCENARIOS" "$sc" && return 0; done
+	contains "$SCENARIOS" idle && contains "$IDLE_SERVERS" "$1" && return 0
+	contains "$SCENARIOS" flood && contains "$FLOOD_SERVERS" "$1" && return 0
+	contains "$SCENARIOS" api && contains "$API_SERVERS" "$1" && return 0
+	return 1
+}
 for s in $SERVERS; do
+	takes_part "$s" || continue
 	case $s in
+	asyncd-epoll-gthread) ;; # api only: examples/dbapi's binary, built by api.sh
 	asyncd-*) [ -z "$ASYNCD" ] && MISSING[$s]=$ASYNCD_WHY ;;
 	nethttp | fasthttp | hertz | nbio)
 		say "building peer $s"
@@ -436,13 +475,6 @@ for s in $SERVERS; do
 		fi
 		;;
 	gunicorn-gevent)
-		gunicorn_ok() {
-			GUNICORN=$(command -v gunicorn || echo /usr/bin/gunicorn)
-			[ -x "$GUNICORN" ] || return 1
-			local py
-			py=$(head -1 "$GUNICORN" | sed -n 's/^#! *//p' | cut -d' ' -f1)
-			"${py:-python3}" -c 'import gevent' 2>/dev/null
-		}
 		if ! gunicorn_ok; then
 			if apt_install gunicorn python3-gevent && gunicorn_ok; then :; else
 				MISSING[$s]=${APT_WHY:-"gunicorn or gevent missing after install"}
@@ -560,8 +592,8 @@ stop_server() {
 	"$BIN/probe" -free -addr "$ADDR" -wait 30s >/dev/null 2>&1 || say "warning: $ADDR still busy 30 s after stopping $SID"
 	SID=""
 }
-trap 'stop_server; exit 130' INT TERM
-trap 'stop_server' EXIT
+trap 'stop_server; api_pg_stop; exit 130' INT TERM
+trap 'stop_server; api_pg_stop' EXIT
 
 # ---------------------------------------------------------------- wrk
 
@@ -772,6 +804,10 @@ if contains "$SCENARIOS" flood; then
 		stop_server
 	done
 fi
+
+# ---------------------------------------------------------------- api
+
+contains "$SCENARIOS" api && api_scenario
 
 # ---------------------------------------------------------------- reload
 

@@ -23,8 +23,9 @@
 # BENCH_POOL (24, pool_max_conns), BENCH_THREADS (16, gthread),
 # BENCH_SERVERS ("nethttp async async-epoll gthread"; async and gthread
 # use asyncd's backend auto, io_uring where the kernel allows it; a suffix
-# -epoll or -uring picks one; a further -direct turns on the engine's
-# direct-write prototype, PROTO_DIRECT_WRITE=1), BENCH_PORT (8090),
+# -epoll or -uring picks one; a further -direct sets PROTO_DIRECT_WRITE=1
+# for a binary built from commit 53edad7, the direct-write prototype,
+# reverted since: PROFILE.md section 6), BENCH_PORT (8090),
 # BENCH_OUT (a new /tmp/dbapi-bench.XXXXXX: logs, profiles, results.txt).
 set -euo pipefail
 

@@ -31,6 +31,7 @@ import (
 	"github.com/asyncd/asyncd/internal/bind"
 	"github.com/asyncd/asyncd/internal/config"
 	"github.com/asyncd/asyncd/internal/procstate"
+	"github.com/asyncd/asyncd/internal/residency"
 	"github.com/asyncd/asyncd/loop"
 	_ "github.com/asyncd/asyncd/loop/standard" // the backends asyncd ships
 	"github.com/asyncd/asyncd/plugins"
@@ -304,6 +305,7 @@ func (p *Process) Run(ctx context.Context, fast <-chan struct{}, o Options) erro
 	if o.Ready != nil {
 		o.Ready(info)
 	}
+	residency.Shed() //nolint:errcheck // only memory figures depend on it (internal/residency)
 	monitor := time.NewTicker(100 * time.Millisecond)
 	defer monitor.Stop()
 	maxReq := uint64(0)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/asyncd/asyncd/internal/bind"
 	"github.com/asyncd/asyncd/internal/config"
+	"github.com/asyncd/asyncd/internal/residency"
 	"github.com/asyncd/asyncd/loop"
 	_ "github.com/asyncd/asyncd/loop/standard" // the backends asyncd ships
 )
@@ -405,6 +406,21 @@ func (s *Supervisor) ready(g *generation) {
 	}
 	s.notify.send("READY=1\nSTATUS=serving generation " + strconv.Itoa(g.n)) //nolint:errcheck
 	s.reloadOwed = false
+	s.shed()
+}
+
+// shed gives back what reading, validating and starting the generation
+// left resident in the supervisor (internal/residency): from here on it
+// only waits on signals and its children, and every page it drops is one
+// that resident-memory figures would otherwise count twice, here and in
+// the serving process that maps the same executable.
+func (s *Supervisor) shed() {
+	n, err := residency.Shed()
+	if err != nil {
+		s.log.Warn("could not give back start-up memory", "error", err.Error())
+		return
+	}
+	s.log.Debug("gave back start-up memory", "executable_bytes_advised", n)
 }
 
 // replaceFor handles a serving process asking to be replaced (max_requests,

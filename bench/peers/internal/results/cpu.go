@@ -9,6 +9,12 @@ type CPU struct {
 	ClkTck int64   `json:"clk_tck"`
 	US     float64 `json:"cpu_us"`
 	Procs  int     `json:"procs"`
+	// RSSPeak is the tree's peak VmRSS during the run (cpumeter -rss, the
+	// api scenario), in bytes; 0 when not sampled.
+	RSSPeak int64 `json:"rss_peak,omitempty"`
+	// AlsoUS is the CPU time of the tree measured alongside (cpumeter
+	// -also: the api scenario's PostgreSQL), never part of US.
+	AlsoUS float64 `json:"also_cpu_us,omitempty"`
 }
 
 // CServer is the minimal C epoll server (bench/peers/cepoll): no parsing, a
@@ -37,6 +43,22 @@ func cpuPerRequest(runs []cpuRun, side map[int]int64) float64 {
 		}
 	}
 	return Median(per)
+}
+
+// apiFigures fills the api scenarios' extra columns: the median over runs
+// of the peak RSS and of PostgreSQL's CPU µs per request.
+func apiFigures(row *Row, runs []cpuRun) {
+	var rss, db []float64
+	for _, r := range runs {
+		if r.cpu.RSSPeak > 0 {
+			rss = append(rss, float64(r.cpu.RSSPeak))
+		}
+		if r.requests > 0 && r.cpu.AlsoUS > 0 {
+			db = append(db, r.cpu.AlsoUS/float64(r.requests))
+		}
+	}
+	row.RSSPeak = int64(Median(rss))
+	row.DBCPUUSPerReq = Median(db)
 }
 
 // addCRatios sets every measured row's ratios to the C server's row of the

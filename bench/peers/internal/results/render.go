@@ -51,7 +51,7 @@ func WriteMarkdown(w io.Writer, s Summary, o MarkdownOptions) error {
 			sc, r.Label, Thousands(r.RPS), Micros(r.P50US), Micros(r.P99US), cpuText(r.CPUUSPerReq), r.Errors,
 			ratioText(r), timesText(r.CPUVsC), timesText(r.RPSVsC))
 	}
-	fmt.Fprintf(&b, "\n\"vs asyncd\" is requests/s divided by %s's in the same scenario (delay and plaintext during delay: %s); above 1.00x the other server was faster. Errors are wrk socket errors (connect, read, write, timeout) plus answers with status >= 400.\n\n",
+	fmt.Fprintf(&b, "\n\"vs asyncd\" is requests/s divided by %s's in the same scenario (delay, plaintext during delay, api and api1k: %s); above 1.00x the other server was faster. Errors are wrk socket errors (connect, read, write, timeout) plus answers with status >= 400.\n\n",
 		Label(Baseline), Label(BaselineDelay))
 	fmt.Fprintf(&b, "*CPU µs/req* is the CPU time (user + system) of the server's whole process tree during each wrk run, read from /proc before and after it, divided by the requests wrk reports; the median over runs. For delay it covers the plaintext load alongside too and is divided by both loads' requests. "+
 		"*CPU vs C* and *req/s vs C* divide a server's figures by %s's in the same scenario: the minimal C epoll server that only counts request ends and writes a fixed answer, the cost of the system calls alone on this machine. Above 1.00x CPU the server spends more per request.\n\n", Label(CServer))
@@ -62,6 +62,7 @@ func WriteMarkdown(w io.Writer, s Summary, o MarkdownOptions) error {
 		fmt.Fprintf(&b, "![requests/s per server and scenario](%s)\n\n", o.Chart)
 	}
 
+	writeAPI(&b, s)
 	if len(s.Idle) > 0 {
 		b.WriteString("## Memory per idle keep-alive connection\n\n")
 		b.WriteString("Resident memory (VmRSS summed over the server's process tree) before and after opening the connections, each of which sent one request and then stayed idle.\n\n")

@@ -162,7 +162,18 @@ func trimSpace(b []byte) []byte {
 // delay-plaintext is the plaintext load the runner sends alongside the
 // delay scenario (few connections, same server, same time), which shows
 // whether other routes stay fast while many requests wait.
-var Scenarios = []string{"plaintext", "pipeline", "json", "post", "churn", "conns1k", "delay", ScenarioDelayPlaintext}
+// api and api1k are the database-backed users API (examples/dbapi) at
+// BENCH_API_CONNS and BENCH_CONNS1K connections.
+var Scenarios = []string{"plaintext", "pipeline", "json", "post", "churn", "conns1k", "delay", ScenarioDelayPlaintext, ScenarioAPI, ScenarioAPI1k}
+
+// The api scenarios: GET /users/{id} against PostgreSQL.
+const (
+	ScenarioAPI   = "api"
+	ScenarioAPI1k = "api1k"
+)
+
+// isAPI reports whether a scenario is one of the api scenarios.
+func isAPI(scenario string) bool { return scenario == ScenarioAPI || scenario == ScenarioAPI1k }
 
 // ScenarioDelayPlaintext is the plaintext load measured during delay.
 const ScenarioDelayPlaintext = "delay-plaintext"
@@ -194,7 +205,7 @@ const BaselineDelay = "asyncd-epoll-async"
 
 // BaselineFor returns the server a scenario's ratios are relative to.
 func BaselineFor(scenario string) string {
-	if scenario == "delay" || scenario == ScenarioDelayPlaintext {
+	if scenario == "delay" || scenario == ScenarioDelayPlaintext || isAPI(scenario) {
 		return BaselineDelay
 	}
 	return Baseline
@@ -202,20 +213,21 @@ func BaselineFor(scenario string) string {
 
 // Labels are the display names of server ids.
 var Labels = map[string]string{
-	"asyncd-epoll-sync":  "asyncd (epoll, sync)",
-	"asyncd-uring-sync":  "asyncd (io_uring, sync)",
-	"asyncd-epoll-async": "asyncd (epoll, async)",
-	"asyncd-uring-async": "asyncd (io_uring, async)",
-	"nethttp":            "net/http",
-	"fasthttp":           "fasthttp",
-	"gnet-raw":           "gnet (raw)",
-	"hertz":              "hertz (netpoll)",
-	"nbio":               "nbio (nbhttp)",
-	"gain-raw":           "gain (raw, io_uring)",
-	"nginx":              "nginx",
-	"gunicorn-gevent":    "Gunicorn + gevent",
-	CServer:              "C epoll (raw)",
-	"h2o":                "h2o",
+	"asyncd-epoll-sync":    "asyncd (epoll, sync)",
+	"asyncd-uring-sync":    "asyncd (io_uring, sync)",
+	"asyncd-epoll-async":   "asyncd (epoll, async)",
+	"asyncd-uring-async":   "asyncd (io_uring, async)",
+	"asyncd-epoll-gthread": "asyncd (epoll, gthread)",
+	"nethttp":              "net/http",
+	"fasthttp":             "fasthttp",
+	"gnet-raw":             "gnet (raw)",
+	"hertz":                "hertz (netpoll)",
+	"nbio":                 "nbio (nbhttp)",
+	"gain-raw":             "gain (raw, io_uring)",
+	"nginx":                "nginx",
+	"gunicorn-gevent":      "Gunicorn + gevent",
+	CServer:                "C epoll (raw)",
+	"h2o":                  "h2o",
 }
 
 // Label returns the display name of a server id.
@@ -248,6 +260,10 @@ type Row struct {
 	RPSVsC  float64 `json:"rps_vs_c,omitempty"`
 	Conns   int     `json:"conns,omitempty"`
 	Skipped string  `json:"skipped,omitempty"` // why there is no measurement
+	// RSSPeak (bytes) and DBCPUUSPerReq (PostgreSQL's CPU µs per request)
+	// are the api scenarios' medians over runs; 0 elsewhere.
+	RSSPeak       int64   `json:"rss_peak,omitempty"`
+	DBCPUUSPerReq float64 `json:"db_cpu_us_per_req,omitempty"`
 }
 
 // IdleRow is one line of the idle-memory table.
@@ -385,6 +401,9 @@ func Summarize(recs []Record) Summary {
 			alongside = side[k.server]
 		}
 		row.CPUUSPerReq = cpuPerRequest(cpus[k], alongside)
+		if isAPI(k.scenario) {
+			apiFigures(&row, cpus[k])
+		}
 		medians[k] = row
 	}
 	for _, sc := range Scenarios {
@@ -509,7 +528,7 @@ func targets(s Summary) []Target {
 			idle.Status = status(r.BytesPerConn <= 1024)
 		}
 	}
-	return append(append(out, idle), cpuTargets(s)...)
+	return append(append(append(out, idle), cpuTargets(s)...), apiTargets(s)...)
 }
 
 func status(ok bool) string {
