@@ -105,8 +105,7 @@ cat >"$OUT/asyncd-bench.yaml" <<EOF
 bind: ["127.0.0.1:$PORT"]
 worker_class: async
 routes:
-  - {path: /users, handler: users}
-  - {path: /users/, handler: users}
+  - {mount: /users, handler: users}
   - {path: /debug/, handler: profiling}
 EOF
 
