@@ -25,6 +25,10 @@ type Route struct {
 	// Inline routes always run on the event loop, whatever the worker
 	// class, and are not held back by the off-loop in-flight bound.
 	Inline bool
+	// StreamBody hands the handler its request body as it arrives
+	// (request_buffering: false), instead of buffering one under the body
+	// buffer size whole before the handler runs. It runs off the loop.
+	StreamBody bool
 	// Name identifies the route in logs ("routes[2] /api/ (proxy)").
 	Name string
 }

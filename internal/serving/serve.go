@@ -246,7 +246,7 @@ func BuildRoutes(cfg *config.Config) (*engine.Router, error) {
 			return nil, err
 		}
 		routes = append(routes, &engine.Route{
-			Path: r.Path, Methods: r.Methods, Handler: h, Blocking: r.Blocking,
+			Path: r.Path, Methods: r.Methods, Handler: h, Blocking: r.Blocking, StreamBody: r.StreamBody,
 			Name: fmt.Sprintf("%s %s", pr, r.Handler),
 		})
 	}
