@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/asyncd/asyncd/httpparse"
 	"github.com/asyncd/asyncd/internal/loglimit"
@@ -20,20 +21,31 @@ import (
 // HTTPHandler runs a net/http Handler (an http.ServeMux with Go 1.22
 // patterns, or any router built on net/http) as an asyncd handler.
 //
-// What the handler sees is what net/http would give it: Method, URL,
-// RequestURI, Proto, Header (canonical keys), Host, ContentLength,
-// TransferEncoding, Trailer, RemoteAddr, Body, and a Context that is
-// cancelled when the client goes away or the request times out. The
-// ResponseWriter buffers the body and sends it with Content-Length when the
-// handler returns; it implements http.Flusher (the response becomes a
-// chunked stream, or uses the Content-Length the handler set) and, for
-// handlers running off the loop, http.Hijacker. http.MaxBytesReader works as
-// with net/http. The request's context holds http.ServerContextKey and
-// http.LocalAddrContextKey, and a response the handler cannot finish (it
-// panics, with http.ErrAbortHandler or anything else, after its response
-// began) ends with the connection closed before its framing completes.
-// Differences from net/http are listed in docs/design.md ("net/http
-// adapter").
+// What the handler sees is what net/http would give it: Method, URL (the
+// request target: no scheme or host for an origin-form one, also behind a
+// trusted proxy; RequestScheme has asyncd's verdict), RequestURI, Proto,
+// Header (canonical keys), Host, ContentLength and Body (0 and http.NoBody
+// without a body), TransferEncoding, Trailer, RemoteAddr, and a Context
+// that is cancelled when the client goes away or the request times out
+// (with request_timeout's Deadline) and holds http.ServerContextKey and
+// http.LocalAddrContextKey.
+//
+// The ResponseWriter buffers the body and sends it with Content-Length when
+// the handler returns; it implements http.Flusher (the response becomes a
+// chunked stream, or uses the Content-Length the handler set), CloseNotify,
+// http.ResponseController's FlushError, SetWriteDeadline, SetReadDeadline
+// (on a streamed body) and EnableFullDuplex, and, for handlers running off
+// the loop, http.Hijacker. Declared and http.TrailerPrefix trailers are
+// sent after a chunked body. A write after the client left fails with an
+// error matching syscall.EPIPE, one past the write deadline with
+// os.ErrDeadlineExceeded. http.MaxBytesReader works as with net/http. A
+// response the handler cannot finish (it panics, with http.ErrAbortHandler
+// or anything else, after its response began) ends with the connection
+// closed before its framing completes.
+//
+// Each of these is tested side by side with net/http's server
+// (nethttp_parity_test.go); the differences from net/http are listed in
+// docs/design.md ("net/http adapter").
 func HTTPHandler(h http.Handler) Handler {
 	// srv is what http.ServerContextKey holds: a description of the server
 	// the handler runs in, never started (asyncd serves the requests). Its
@@ -132,19 +144,36 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 	} else {
 		req.Body = http.NoBody
 	}
-	if c.secure {
-		req.URL.Scheme = "https"
-	}
-	return req.WithContext(&serverContext{Context: c.Context(), srv: srv, local: c.local}), nil
+	// URL is the request target, as net/http's server leaves it: an
+	// origin-form target has no scheme or host (a trusted proxy's "https"
+	// is not put there: URL.String would read "https:///path").
+	return req.WithContext(&serverContext{Context: c.Context(), srv: srv, local: c.local, secure: c.secure}), nil
 }
+
+// RequestScheme returns the scheme asyncd decided a request came in with:
+// "https" when a trusted proxy said so (forwarded_allow_ips and
+// secure_scheme_headers), as Ctx.Scheme says to native handlers. The
+// net/http adapter, like net/http's server, leaves r.URL the request
+// target and r.TLS nil, so this is where a net/http handler finds it. For
+// a request from another server it reports "https" when r.TLS is set.
+func RequestScheme(r *http.Request) string {
+	if secure, _ := r.Context().Value(secureKey{}).(bool); secure || r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// secureKey is the context key of RequestScheme's verdict.
+type secureKey struct{}
 
 // serverContext adds what net/http's server puts in a request's context:
 // http.ServerContextKey and http.LocalAddrContextKey. One value instead of
 // two context.WithValue layers and an address nobody may ask for.
 type serverContext struct {
 	context.Context
-	srv   *http.Server
-	local netip.AddrPort // invalid on a unix socket
+	srv    *http.Server
+	local  netip.AddrPort // invalid on a unix socket
+	secure bool           // a trusted proxy said https (RequestScheme)
 }
 
 // Value implements context.Context.
@@ -157,6 +186,8 @@ func (s *serverContext) Value(key any) any {
 			return &net.UnixAddr{Net: "unix"}
 		}
 		return net.TCPAddrFromAddrPort(s.local)
+	case secureKey{}:
+		return s.secure
 	}
 	return s.Context.Value(key)
 }
@@ -167,7 +198,9 @@ type responseWriter struct {
 	header      http.Header
 	wroteHeader bool
 	hijacked    bool
-	sniff       bool // no Content-Type set: detect it from the first write
+	sniff       bool           // no Content-Type set: detect it from the first write
+	trailers    []string       // names declared in the Trailer header (declareTrailers)
+	wd          *writeDeadline // SetWriteDeadline's, once set
 }
 
 // Header implements http.ResponseWriter.
@@ -191,7 +224,10 @@ func (w *responseWriter) WriteHeader(code int) {
 			}
 			continue
 		case "Trailer":
-			continue
+			w.declareTrailers(vs)
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue // sent after the body (sendTrailers)
 		}
 		for _, v := range vs {
 			w.c.SetHeader(k, v)
@@ -209,6 +245,10 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
 	}
+	if w.wd != nil && w.writeExpired() {
+		w.timedOut()
+		return 0, errWriteTimeout
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -219,7 +259,26 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if err == nil && !w.c.streaming && w.c.off.launched && len(w.c.out) >= streamChunk {
 		err = w.c.Flush()
 	}
-	return n, err
+	if err != nil {
+		return n, w.writeErr(err)
+	}
+	if w.wd != nil && w.writeExpired() {
+		// The deadline passed while the write waited for the client.
+		w.timedOut()
+		return 0, errWriteTimeout
+	}
+	return n, nil
+}
+
+// writeErr is what a failed write or flush returns: net/http's error for
+// a client that left, or for a write deadline that passed while the
+// write waited for the client (the response is then cut short).
+func (w *responseWriter) writeErr(err error) error {
+	if w.wd != nil && w.writeExpired() {
+		w.timedOut()
+		return errWriteTimeout
+	}
+	return httpWriteErr(err)
 }
 
 // WriteString implements io.StringWriter.
@@ -237,10 +296,21 @@ func (w *responseWriter) FlushError() error {
 	if w.hijacked {
 		return http.ErrHijacked
 	}
+	if w.wd != nil && w.writeExpired() {
+		w.timedOut()
+		return errWriteTimeout
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	return w.c.Flush()
+	if err := w.c.Flush(); err != nil {
+		return w.writeErr(err)
+	}
+	if w.wd != nil && w.writeExpired() {
+		w.timedOut()
+		return errWriteTimeout
+	}
+	return nil
 }
 
 // Hijack implements http.Hijacker: the returned conn belongs to the caller,
@@ -275,6 +345,7 @@ func (w *responseWriter) recoverPanic() {
 	if r == nil {
 		return
 	}
+	w.endWriteDeadline()
 	c := w.c
 	abort := r == http.ErrAbortHandler
 	switch {
@@ -312,10 +383,18 @@ func (w *responseWriter) canCut() bool {
 
 // finish completes the response when ServeHTTP returns.
 func (w *responseWriter) finish() {
+	w.endWriteDeadline()
 	if w.hijacked {
 		return
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.wd != nil {
+		if w.writeExpired() {
+			w.timedOut() // net/http's final flush fails on a timed-out connection
+			return
+		}
+	}
+	w.sendTrailers()
 }
