@@ -245,8 +245,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
 	}
-	if w.wd != nil && w.writeExpired() {
-		w.timedOut()
+	if w.pastWriteDeadline() {
 		return 0, errWriteTimeout
 	}
 	if !w.wroteHeader {
@@ -262,10 +261,8 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if err != nil {
 		return n, w.writeErr(err)
 	}
-	if w.wd != nil && w.writeExpired() {
-		// The deadline passed while the write waited for the client.
-		w.timedOut()
-		return 0, errWriteTimeout
+	if w.pastWriteDeadline() {
+		return 0, errWriteTimeout // it passed while the write waited for the client
 	}
 	return n, nil
 }
@@ -274,8 +271,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 // a client that left, or for a write deadline that passed while the
 // write waited for the client (the response is then cut short).
 func (w *responseWriter) writeErr(err error) error {
-	if w.wd != nil && w.writeExpired() {
-		w.timedOut()
+	if w.pastWriteDeadline() {
 		return errWriteTimeout
 	}
 	return httpWriteErr(err)
@@ -296,8 +292,7 @@ func (w *responseWriter) FlushError() error {
 	if w.hijacked {
 		return http.ErrHijacked
 	}
-	if w.wd != nil && w.writeExpired() {
-		w.timedOut()
+	if w.pastWriteDeadline() {
 		return errWriteTimeout
 	}
 	if !w.wroteHeader {
@@ -306,8 +301,7 @@ func (w *responseWriter) FlushError() error {
 	if err := w.c.Flush(); err != nil {
 		return w.writeErr(err)
 	}
-	if w.wd != nil && w.writeExpired() {
-		w.timedOut()
+	if w.pastWriteDeadline() {
 		return errWriteTimeout
 	}
 	return nil
@@ -390,11 +384,8 @@ func (w *responseWriter) finish() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.wd != nil {
-		if w.writeExpired() {
-			w.timedOut() // net/http's final flush fails on a timed-out connection
-			return
-		}
+	if w.pastWriteDeadline() {
+		return // net/http's final flush fails on a timed-out connection
 	}
 	w.sendTrailers()
 }

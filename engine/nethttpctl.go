@@ -85,15 +85,20 @@ func (w *responseWriter) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// writeExpired reports whether the write deadline has passed.
-func (w *responseWriter) writeExpired() bool {
+// pastWriteDeadline reports whether the write deadline has passed, and
+// then ends the response (timedOut).
+func (w *responseWriter) pastWriteDeadline() bool {
 	d := w.wd
 	if d == nil {
 		return false
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.fired || !d.at.IsZero() && !time.Now().Before(d.at)
+	past := d.fired || !d.at.IsZero() && !time.Now().Before(d.at)
+	d.mu.Unlock()
+	if past {
+		w.timedOut()
+	}
+	return past
 }
 
 // endWriteDeadline stops the timer as the handler returns, and drops a
