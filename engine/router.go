@@ -27,7 +27,8 @@ type Route struct {
 	Inline bool
 	// StreamBody hands the handler its request body as it arrives
 	// (request_buffering: false), instead of buffering one under the body
-	// buffer size whole before the handler runs. It runs off the loop.
+	// buffer size whole before the handler runs. Such a body goes to a
+	// handler off the loop; Inline routes ignore it.
 	StreamBody bool
 	// Name identifies the route in logs ("routes[2] /api/ (proxy)").
 	Name string
