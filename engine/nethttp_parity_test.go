@@ -472,6 +472,8 @@ func TestParityConnectionHandling(t *testing.T) {
 		case "/close":
 			w.Header().Set("Connection", "close")
 			io.WriteString(w, "bye")
+		case "/ignore":
+			io.WriteString(w, "not read")
 		case "/limit":
 			_, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4))
 			var mbe *http.MaxBytesError
@@ -490,7 +492,7 @@ func TestParityConnectionHandling(t *testing.T) {
 		}
 	})
 	srvs := parityServers(t, h, engine.Route{}, nil)
-	get := func(t *testing.T, s paritySrv, raw string, expect bool) []outcome {
+	get := func(t *testing.T, s paritySrv, raw string, expect bool, limit int) []outcome {
 		c, err := net.Dial("tcp", s.addr)
 		if err != nil {
 			t.Fatal(err)
@@ -510,25 +512,34 @@ func TestParityConnectionHandling(t *testing.T) {
 			raw = strings.TrimSpace(line)
 			var out []outcome
 			out = append(out, outcome{status: raw})
-			return append(out, readAll(t, br)...)
+			return append(out, readAll(t, br, limit)...)
 		}
 		io.WriteString(c, raw)
-		return readAll(t, br)
+		return readAll(t, br, limit)
 	}
 	cases := []struct {
 		name, raw string
 		expect    bool
+		answer    bool // compare the answer only: net/http lingers for the body after it
 	}{
-		{"100-continue", "POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", true},
-		{"handler says close", "GET /close HTTP/1.1\r\nHost: h\r\n\r\nGET /close HTTP/1.1\r\nHost: h\r\n\r\n", false},
-		{"MaxBytesReader", "POST /limit HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789", false},
-		{"hijack", "GET /hijack HTTP/1.1\r\nHost: h\r\n\r\n", false},
+		{"100-continue", "POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", true, false},
+		{"100-continue never asked for", "POST /ignore HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", false, true},
+		{"handler says close", "GET /close HTTP/1.1\r\nHost: h\r\n\r\nGET /close HTTP/1.1\r\nHost: h\r\n\r\n", false, false},
+		{"MaxBytesReader", "POST /limit HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789", false, false},
+		{"hijack", "GET /hijack HTTP/1.1\r\nHost: h\r\n\r\n", false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			want := fmt.Sprint(get(t, srvs[0], tc.raw, tc.expect))
+			seen := func(s paritySrv) string {
+				limit := 0
+				if tc.answer {
+					limit = 1
+				}
+				return fmt.Sprint(get(t, s, tc.raw, tc.expect, limit))
+			}
+			want := seen(srvs[0])
 			for _, s := range srvs[1:] {
-				if got := fmt.Sprint(get(t, s, tc.raw, tc.expect)); got != want {
+				if got := seen(s); got != want {
 					t.Errorf("%s: %s\n  net/http: %s", s.name, got, want)
 				}
 			}
@@ -539,16 +550,27 @@ func TestParityConnectionHandling(t *testing.T) {
 // outcome is one response as a client sees it.
 type outcome struct{ status, body, connection string }
 
-// readAll reads responses until the connection closes.
-func readAll(t *testing.T, br *bufio.Reader) (out []outcome) {
-	for {
+// readAll reads responses until the connection closes, and says how it
+// ended: "closed", or "open" when the server neither answered nor closed
+// within the connection's deadline; with a limit, only that many responses.
+func readAll(t *testing.T, br *bufio.Reader, limit int) (out []outcome) {
+	for limit == 0 || len(out) < limit {
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
-			return out
+			end := "closed"
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				end = "open"
+			}
+			return append(out, outcome{status: end})
 		}
 		b, _ := io.ReadAll(resp.Body)
-		out = append(out, outcome{resp.Status, string(b), resp.Header.Get("Connection")})
+		conn := "keep-alive"
+		if resp.Close {
+			conn = "close"
+		}
+		out = append(out, outcome{resp.Status, string(b), conn})
 	}
+	return out
 }
 
 // TestParityAbortHandler: panic(http.ErrAbortHandler) before or after the
