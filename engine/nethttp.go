@@ -251,6 +251,9 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	if !bodyAllowed(w.c.status) {
+		return 0, http.ErrBodyNotAllowed // 204, 304: as net/http says
+	}
 	if w.sniff && len(w.c.ctype) == 0 && len(p) > 0 {
 		w.c.SetContentType(http.DetectContentType(p))
 	}

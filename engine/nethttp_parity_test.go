@@ -617,3 +617,41 @@ func TestParityAbortHandler(t *testing.T) {
 		})
 	}
 }
+
+// TestParityBodyNotAllowed: a write to a 204 or 304 response fails with
+// http.ErrBodyNotAllowed; one to a HEAD response succeeds, and sets the
+// Content-Length a GET would have. The client sees no body either way.
+func TestParityBodyNotAllowed(t *testing.T) {
+	written := make(chan string, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(http.StatusNoContent)
+		case "/304":
+			w.WriteHeader(http.StatusNotModified)
+		}
+		n, err := io.WriteString(w, "hello")
+		written <- fmt.Sprintf("n=%d err=%v", n, err)
+	})
+	srvs := parityServersOn(t, h, engine.Route{}, nil, true)
+	for _, tc := range []struct{ method, path string }{{"GET", "/204"}, {"GET", "/304"}, {"HEAD", "/head"}} {
+		t.Run(tc.method+tc.path, func(t *testing.T) {
+			var want string
+			for i, s := range srvs {
+				req, _ := http.NewRequest(tc.method, "http://"+s.addr+tc.path, nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", s.name, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got := fmt.Sprintf("status=%d cl=%d body=%q handler: %s", resp.StatusCode, resp.ContentLength, b, <-written)
+				if i == 0 {
+					want = got
+				} else if got != want {
+					t.Errorf("%s: %s\n  net/http: %s", s.name, got, want)
+				}
+			}
+		})
+	}
+}
