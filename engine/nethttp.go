@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/asyncd/asyncd/httpparse"
 	"github.com/asyncd/asyncd/internal/loglimit"
@@ -140,7 +141,7 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 		}
 	}
 	if req.ContentLength != 0 {
-		req.Body = io.NopCloser(c.BodyReader())
+		req.Body = &requestBody{r: c.BodyReader()}
 	} else {
 		req.Body = http.NoBody
 	}
@@ -148,6 +149,29 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 	// origin-form target has no scheme or host (a trusted proxy's "https"
 	// is not put there: URL.String would read "https:///path").
 	return req.WithContext(&serverContext{Context: c.Context(), srv: srv, local: c.local, secure: c.secure}), nil
+}
+
+// requestBody is the adapter's Request.Body: the Ctx's BodyReader, whose
+// reads after Close fail as net/http's do. closed is atomic: a handler may
+// close the body from another goroutine.
+type requestBody struct {
+	r      io.Reader
+	closed atomic.Bool
+}
+
+// Read implements io.Reader.
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.r.Read(p)
+}
+
+// Close implements io.Closer. What the handler left unread the engine
+// deals with, as for any body (Connection: close when it streamed).
+func (b *requestBody) Close() error {
+	b.closed.Store(true)
+	return nil
 }
 
 // RequestScheme returns the scheme asyncd decided a request came in with:
@@ -198,9 +222,8 @@ type responseWriter struct {
 	header      http.Header
 	wroteHeader bool
 	hijacked    bool
-	sniff       bool           // no Content-Type set: detect it from the first write
-	trailers    []string       // names declared in the Trailer header (declareTrailers)
-	wd          *writeDeadline // SetWriteDeadline's, once set
+	sniff       bool       // no Content-Type set: detect it from the first write
+	ext         *writerExt // what few handlers use, made on first use (nethttpctl.go)
 }
 
 // Header implements http.ResponseWriter.

@@ -251,8 +251,11 @@ func TestParityTrailers(t *testing.T) {
 			}
 			w.Header().Set("X-Sum", "42")
 			w.Header().Set("X-Count", "2")
-		case "/prefix":
+		case "/prefix", "/prefix-flushed":
 			io.WriteString(w, "body")
+			if r.URL.Path == "/prefix-flushed" {
+				w.(http.Flusher).Flush()
+			}
 			w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
 		case "/sized":
 			w.Header().Set("Trailer", "X-Sum")
@@ -262,7 +265,7 @@ func TestParityTrailers(t *testing.T) {
 		}
 	})
 	srvs := parityServersOn(t, h, engine.Route{}, nil, true)
-	for _, path := range []string{"/declared", "/declared-flushed", "/prefix", "/sized"} {
+	for _, path := range []string{"/declared", "/declared-flushed", "/prefix", "/prefix-flushed", "/sized"} {
 		t.Run(path, func(t *testing.T) {
 			var want string
 			for i, s := range srvs {
@@ -653,5 +656,29 @@ func TestParityBodyNotAllowed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParityBodyReadAfterClose: a read of a closed request body fails
+// with http.ErrBodyReadAfterClose, sized or chunked.
+func TestParityBodyReadAfterClose(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first := make([]byte, 2)
+		n, err := io.ReadFull(r.Body, first)
+		cerr := r.Body.Close()
+		_, rerr := r.Body.Read(make([]byte, 1))
+		fmt.Fprintf(w, "first=%q/%v close=%v then=%v", first[:n], err, cerr, rerr)
+	})
+	srvs := parityServersOn(t, h, engine.Route{}, nil, true)
+	for _, raw := range []string{
+		"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd",
+		"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+	} {
+		want := bodyOf(parityExchange(t, srvs[0].addr, raw))
+		for _, s := range srvs[1:] {
+			if got := bodyOf(parityExchange(t, s.addr, raw)); got != want {
+				t.Errorf("%s: %s\n  net/http: %s", s.name, got, want)
+			}
+		}
 	}
 }

@@ -35,6 +35,29 @@ func httpWriteErr(err error) error {
 	return err
 }
 
+// writerExt is the part of a responseWriter that few handlers use, made
+// when one does, so that the others allocate less.
+type writerExt struct {
+	trailers []string       // names declared in the Trailer header (declareTrailers)
+	wd       *writeDeadline // SetWriteDeadline's, once set
+}
+
+// extra returns w's writerExt, made on first use.
+func (w *responseWriter) extra() *writerExt {
+	if w.ext == nil {
+		w.ext = &writerExt{}
+	}
+	return w.ext
+}
+
+// deadline returns the write deadline, nil if none was ever set.
+func (w *responseWriter) deadline() *writeDeadline {
+	if w.ext == nil {
+		return nil
+	}
+	return w.ext.wd
+}
+
 // writeDeadline is a response's write deadline (SetWriteDeadline). at is
 // the handler's; the timer's goroutine and the handler share the rest,
 // under mu.
@@ -53,13 +76,13 @@ type writeDeadline struct {
 // short and the connection closed, as net/http's connection is broken by
 // a write timeout. The zero time clears the deadline.
 func (w *responseWriter) SetWriteDeadline(t time.Time) error {
-	d := w.wd
+	d := w.deadline()
 	if d == nil {
 		if t.IsZero() {
 			return nil
 		}
 		d = &writeDeadline{}
-		w.wd = d
+		w.extra().wd = d
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -88,7 +111,7 @@ func (w *responseWriter) SetWriteDeadline(t time.Time) error {
 // pastWriteDeadline reports whether the write deadline has passed, and
 // then ends the response (timedOut).
 func (w *responseWriter) pastWriteDeadline() bool {
-	d := w.wd
+	d := w.deadline()
 	if d == nil {
 		return false
 	}
@@ -104,7 +127,7 @@ func (w *responseWriter) pastWriteDeadline() bool {
 // endWriteDeadline stops the timer as the handler returns, and drops a
 // wake it may have left for the next request on this Ctx.
 func (w *responseWriter) endWriteDeadline() {
-	d := w.wd
+	d := w.deadline()
 	if d == nil {
 		return
 	}
@@ -177,7 +200,7 @@ func (w *responseWriter) declareTrailers(vs []string) {
 			case "", "Transfer-Encoding", "Trailer", "Content-Length":
 				continue
 			}
-			w.trailers = append(w.trailers, k)
+			w.extra().trailers = append(w.extra().trailers, k)
 		}
 	}
 }
@@ -189,8 +212,21 @@ func (w *responseWriter) declareTrailers(vs []string) {
 // Content-Length, an HTTP/1.0 client or a bodyless status sends none.
 func (w *responseWriter) sendTrailers() {
 	c := w.c
+	var declared []string
+	if w.ext != nil {
+		declared = w.ext.trailers
+	}
+	if !c.streaming && (len(declared) == 0 || c.contentLen >= 0) {
+		// Only declared trailers make net/http chunk a response it holds
+		// whole, and never one with a Content-Length; http.TrailerPrefix
+		// keys alone are then dropped.
+		return
+	}
+	if !c.ProtoAtLeast(1, 1) || !bodyAllowed(c.status) || isHead(&c.req) {
+		return
+	}
 	var b []byte
-	for _, k := range w.trailers {
+	for _, k := range declared {
 		for _, v := range w.header[k] {
 			b = c.appendTrailer(b, k, v)
 		}
@@ -202,18 +238,7 @@ func (w *responseWriter) sendTrailers() {
 			}
 		}
 	}
-	if len(b) == 0 && len(w.trailers) == 0 {
-		return
-	}
-	if !c.ProtoAtLeast(1, 1) || !bodyAllowed(c.status) || isHead(&c.req) {
-		return
-	}
 	if !c.streaming {
-		if c.contentLen >= 0 || len(w.trailers) == 0 {
-			// Only declared trailers make net/http chunk a response it
-			// holds whole; http.TrailerPrefix keys alone are then dropped.
-			return
-		}
 		c.streamHead() // the rest goes out as the handler's response completes
 	}
 	if c.streamCL == -1 {
