@@ -99,8 +99,10 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 	h := make(http.Header, len(c.req.Headers))
 	for _, f := range c.req.Headers {
 		k := http.CanonicalHeaderKey(string(f.Name))
-		if k == "Host" || k == "Transfer-Encoding" {
-			continue // net/http moves Host to Request.Host; framing is below
+		if k == "Host" || k == "Transfer-Encoding" || k == "Trailer" && c.req.Chunked {
+			// net/http moves Host to Request.Host, and a chunked body's
+			// Trailer to Request.Trailer; framing is below.
+			continue
 		}
 		h[k] = append(h[k], string(f.Value))
 	}
@@ -132,16 +134,10 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 		req.ContentLength = c.req.ContentLength
 	}
 	if c.req.Chunked {
-		if len(c.chunk.Trailers) > 0 {
-			req.Trailer = make(http.Header, len(c.chunk.Trailers))
-			for _, f := range c.chunk.Trailers {
-				k := http.CanonicalHeaderKey(string(f.Name))
-				req.Trailer[k] = append(req.Trailer[k], string(f.Value))
-			}
-		}
+		req.Trailer = c.declaredTrailer()
 	}
 	if req.ContentLength != 0 {
-		req.Body = &requestBody{r: c.BodyReader()}
+		req.Body = &requestBody{r: c.BodyReader(), c: c, req: req}
 	} else {
 		req.Body = http.NoBody
 	}
@@ -151,12 +147,38 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 	return req.WithContext(&serverContext{Context: c.Context(), srv: srv, local: c.local, secure: c.secure}), nil
 }
 
+// declaredTrailer returns the names a chunked request's Trailer field
+// declares, without values, as net/http's Request.Trailer holds them
+// until the body was read (requestBody fills them in); nil without any.
+func (c *Ctx) declaredTrailer() http.Header {
+	var t http.Header
+	for _, f := range c.req.Headers {
+		if !asciiEqualFold(f.Name, "Trailer") {
+			continue
+		}
+		for name := range strings.SplitSeq(string(f.Value), ",") {
+			if k := http.CanonicalHeaderKey(strings.TrimSpace(name)); k != "" {
+				if t == nil {
+					t = make(http.Header)
+				}
+				t[k] = nil
+			}
+		}
+	}
+	return t
+}
+
 // requestBody is the adapter's Request.Body: the Ctx's BodyReader, whose
-// reads after Close fail as net/http's do. closed is atomic: a handler may
-// close the body from another goroutine.
+// reads after Close fail as net/http's do, and which puts a chunked body's
+// trailer fields in req.Trailer once it was read to its end (net/http's
+// mergeSetHeader: every field received, declared or not). closed is
+// atomic: a handler may close the body from another goroutine.
 type requestBody struct {
-	r      io.Reader
-	closed atomic.Bool
+	r       io.Reader
+	c       *Ctx
+	req     *http.Request
+	closed  atomic.Bool
+	trailed bool // the trailer fields went into req.Trailer
 }
 
 // Read implements io.Reader.
@@ -164,7 +186,18 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	if b.closed.Load() {
 		return 0, http.ErrBodyReadAfterClose
 	}
-	return b.r.Read(p)
+	n, err := b.r.Read(p)
+	if err == io.EOF && !b.trailed && b.c.req.Chunked {
+		b.trailed = true
+		for _, f := range b.c.chunk.Trailers {
+			if b.req.Trailer == nil {
+				b.req.Trailer = make(http.Header)
+			}
+			k := http.CanonicalHeaderKey(string(f.Name))
+			b.req.Trailer[k] = append(b.req.Trailer[k], string(f.Value))
+		}
+	}
+	return n, err
 }
 
 // Close implements io.Closer. What the handler left unread the engine

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -117,8 +118,13 @@ func describeRequest(r *http.Request) string {
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
-	return fmt.Sprintf("method=%s uri=%s url=%s path=%s host=%s proto=%s %d.%d close=%v cl=%d te=%v nobody=%v body=%q/%v trailer=%v tls=%v remote=%s local=%T server=%v",
-		r.Method, r.RequestURI, r.URL.String(), r.URL.Path, r.Host, r.Proto, r.ProtoMajor, r.ProtoMinor, r.Close,
+	keys := make([]string, 0, len(r.Header))
+	for k, v := range r.Header {
+		keys = append(keys, k+"="+strings.Join(v, ","))
+	}
+	slices.Sort(keys)
+	return fmt.Sprintf("header=%v method=%s uri=%s url=%s path=%s host=%s proto=%s %d.%d close=%v cl=%d te=%v nobody=%v body=%q/%v trailer=%v tls=%v remote=%s local=%T server=%v",
+		keys, r.Method, r.RequestURI, r.URL.String(), r.URL.Path, r.Host, r.Proto, r.ProtoMajor, r.ProtoMinor, r.Close,
 		r.ContentLength, r.TransferEncoding, r.Body == http.NoBody, body, err, r.Trailer, r.TLS != nil,
 		remote, local, srv != nil)
 }
@@ -143,7 +149,7 @@ func TestParityRequest(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			want := bodyOf(parityExchange(t, srvs[0].addr, tc.raw))
-			if !strings.HasPrefix(want, "method=") {
+			if !strings.HasPrefix(want, "header=") {
 				t.Fatalf("net/http answered %q", want)
 			}
 			for _, s := range srvs[1:] {
@@ -680,5 +686,59 @@ func TestParityBodyReadAfterClose(t *testing.T) {
 				t.Errorf("%s: %s\n  net/http: %s", s.name, got, want)
 			}
 		}
+	}
+}
+
+// TestParityRequestTrailer: a chunked request's declared trailer names
+// are in r.Trailer before the body is read, the Trailer field leaves
+// r.Header, and the values arrive once the body was read to its end, for
+// a body streamed as it arrives (request_buffering: false) and one
+// buffered whole.
+func TestParityRequestTrailer(t *testing.T) {
+	first := make(chan struct{}, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		before := fmt.Sprint(r.Trailer)
+		buf := make([]byte, 3)
+		_, err := io.ReadFull(r.Body, buf)
+		first <- struct{}{}
+		rest, err2 := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "before=%s header=%q body=%s%s/%v/%v after=%v", before, r.Header.Values("Trailer"), buf, rest, err, err2, r.Trailer)
+	})
+	head := "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nConnection: close\r\n\r\n"
+	const part1, part2 = "3\r\nabc\r\n", "3\r\ndef\r\n0\r\nX-Sum: 9\r\nX-Extra: 1\r\n\r\n"
+	for _, tc := range []struct {
+		name  string
+		route engine.Route
+	}{{"streamed", streamRoute}, {"buffered", engine.Route{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srvs := parityServersOn(t, h, tc.route, nil, true)
+			var want string
+			for i, s := range srvs {
+				c, err := net.Dial("tcp", s.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if tc.route.StreamBody {
+					io.WriteString(c, head+part1)
+					<-first
+					io.WriteString(c, part2)
+				} else {
+					io.WriteString(c, head+part1+part2)
+					<-first
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatalf("%s: %v", s.name, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				c.Close()
+				if i == 0 {
+					want = string(b)
+				} else if string(b) != want {
+					t.Errorf("%s: %s\n  net/http: %s", s.name, b, want)
+				}
+			}
+		})
 	}
 }
