@@ -310,6 +310,9 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if !bodyAllowed(w.c.status) {
 		return 0, http.ErrBodyNotAllowed // 204, 304: as net/http says
 	}
+	if w.pastContentLength(len(p)) {
+		return 0, http.ErrContentLength
+	}
 	if w.sniff && len(w.c.ctype) == 0 && len(p) > 0 {
 		w.c.SetContentType(http.DetectContentType(p))
 	}
@@ -434,6 +437,32 @@ func (w *responseWriter) canCut() bool {
 	return c.ProtoAtLeast(1, 1)
 }
 
+// pastContentLength reports whether n more body bytes would pass the
+// Content-Length the handler declared: net/http refuses such a write whole.
+func (w *responseWriter) pastContentLength(n int) bool {
+	c := w.c
+	if c.contentLen < 0 || isHead(&c.req) {
+		return false
+	}
+	written := c.streamSent
+	if !c.streaming {
+		written = int64(len(c.out))
+	}
+	return written+int64(n) > c.contentLen
+}
+
+// endShort sends a body shorter than the Content-Length the handler
+// declared under that length, and the connection closes after it
+// (appendStreamTail): the client sees the response cut short, as net/http
+// shows it. Sent with the length written, a body cut short by the
+// handler's error (a failed read while copying a file) would look whole.
+func (w *responseWriter) endShort() {
+	c := w.c
+	if c.contentLen >= 0 && !c.streaming && bodyAllowed(c.status) && !isHead(&c.req) && int64(len(c.out)) < c.contentLen {
+		c.streamHead()
+	}
+}
+
 // finish completes the response when ServeHTTP returns.
 func (w *responseWriter) finish() {
 	w.endWriteDeadline()
@@ -446,5 +475,6 @@ func (w *responseWriter) finish() {
 	if w.pastWriteDeadline() {
 		return // net/http's final flush fails on a timed-out connection
 	}
+	w.endShort()
 	w.sendTrailers()
 }

@@ -742,3 +742,58 @@ func TestParityRequestTrailer(t *testing.T) {
 		})
 	}
 }
+
+// TestParityDeclaredContentLength: a handler that declares a
+// Content-Length and writes more gets http.ErrContentLength for the
+// excess; one that writes less leaves the client short, and the
+// connection closes.
+func TestParityDeclaredContentLength(t *testing.T) {
+	written := make(chan string, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "6")
+		var n int
+		var err error
+		switch r.URL.Path {
+		case "/over":
+			n, err = io.WriteString(w, "0123456789")
+		case "/exact":
+			n, err = io.WriteString(w, "012345")
+		case "/under":
+			n, err = io.WriteString(w, "012")
+		}
+		written <- fmt.Sprintf("n=%d err=%v", n, err)
+	})
+	srvs := parityServersOn(t, h, engine.Route{}, nil, true)
+	for _, path := range []string{"/over", "/exact", "/under"} {
+		t.Run(path, func(t *testing.T) {
+			var want string
+			for i, s := range srvs {
+				c, err := net.Dial("tcp", s.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+				br := bufio.NewReader(c)
+				got := "no response"
+				if resp, err := http.ReadResponse(br, nil); err == nil {
+					b, err := io.ReadAll(resp.Body)
+					got = fmt.Sprintf("cl=%d body=%q err=%v", resp.ContentLength, b, err)
+				}
+				c.SetReadDeadline(time.Now().Add(time.Second)) // kept open: both wait for a next request
+				_, err = br.ReadByte()
+				then := "closed"
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					then = "open"
+				}
+				got += fmt.Sprintf(" then=%s handler: %s", then, <-written)
+				c.Close()
+				if i == 0 {
+					want = got
+				} else if got != want {
+					t.Errorf("%s: %s\n  net/http: %s", s.name, got, want)
+				}
+			}
+		})
+	}
+}
