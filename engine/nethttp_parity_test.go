@@ -99,6 +99,32 @@ func parityExchange(t *testing.T, addr, raw string) string {
 	}
 }
 
+// sameAsNetHTTP runs observe against every server and reports where
+// asyncd's observation differs from net/http's (srvs[0]).
+func sameAsNetHTTP(t *testing.T, srvs []paritySrv, observe func(s paritySrv) string) {
+	t.Helper()
+	want := observe(srvs[0])
+	for _, s := range srvs[1:] {
+		if got := observe(s); got != want {
+			t.Errorf("%s: %s\n  net/http: %s", s.name, got, want)
+		}
+	}
+}
+
+// dialGet sends a GET for path on a new connection (closed when the test
+// ends) and returns its reader.
+func dialGet(t *testing.T, addr, path string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+	return c, bufio.NewReader(c)
+}
+
 // bodyOf returns the body of the one response in raw, or raw itself.
 func bodyOf(raw string) string {
 	if _, b, ok := strings.Cut(raw, "\r\n\r\n"); ok {
@@ -273,22 +299,16 @@ func TestParityTrailers(t *testing.T) {
 	srvs := parityServersOn(t, h, engine.Route{}, nil, true)
 	for _, path := range []string{"/declared", "/declared-flushed", "/prefix", "/prefix-flushed", "/sized"} {
 		t.Run(path, func(t *testing.T) {
-			var want string
-			for i, s := range srvs {
+			sameAsNetHTTP(t, srvs, func(s paritySrv) string {
 				resp, err := http.Get("http://" + s.addr + path)
 				if err != nil {
 					t.Fatal(err)
 				}
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				got := fmt.Sprintf("status=%d body=%s cl=%d te=%v trailer=%v header-trailer=%q", resp.StatusCode, b,
+				return fmt.Sprintf("status=%d body=%s cl=%d te=%v trailer=%v header-trailer=%q", resp.StatusCode, b,
 					resp.ContentLength, resp.TransferEncoding, resp.Trailer, resp.Header.Get("Trailer"))
-				if i == 0 {
-					want = got
-				} else if got != want {
-					t.Errorf("%s: %s\n  net/http: %s", s.name, got, want)
-				}
-			}
+			})
 		})
 	}
 }
@@ -605,23 +625,16 @@ func TestParityAbortHandler(t *testing.T) {
 	for _, path := range []string{"/first", "/sized", "/chunked", "/flushed"} {
 		t.Run(path, func(t *testing.T) {
 			for _, s := range srvs {
-				c, err := net.Dial("tcp", s.addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
-				br := bufio.NewReader(c)
+				_, br := dialGet(t, s.addr, path)
 				complete := false
 				if resp, err := http.ReadResponse(br, nil); err == nil {
 					_, err = io.ReadAll(resp.Body)
 					complete = err == nil
 				}
-				_, err = br.ReadByte()
+				_, err := br.ReadByte()
 				if complete || err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
 					t.Errorf("%s: complete response %v, then %v (want none, then the connection closed)", s.name, complete, err)
 				}
-				c.Close()
 			}
 		})
 	}
@@ -645,8 +658,7 @@ func TestParityBodyNotAllowed(t *testing.T) {
 	srvs := parityServersOn(t, h, engine.Route{}, nil, true)
 	for _, tc := range []struct{ method, path string }{{"GET", "/204"}, {"GET", "/304"}, {"HEAD", "/head"}} {
 		t.Run(tc.method+tc.path, func(t *testing.T) {
-			var want string
-			for i, s := range srvs {
+			sameAsNetHTTP(t, srvs, func(s paritySrv) string {
 				req, _ := http.NewRequest(tc.method, "http://"+s.addr+tc.path, nil)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
@@ -654,13 +666,8 @@ func TestParityBodyNotAllowed(t *testing.T) {
 				}
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				got := fmt.Sprintf("status=%d cl=%d body=%q handler: %s", resp.StatusCode, resp.ContentLength, b, <-written)
-				if i == 0 {
-					want = got
-				} else if got != want {
-					t.Errorf("%s: %s\n  net/http: %s", s.name, got, want)
-				}
-			}
+				return fmt.Sprintf("status=%d cl=%d body=%q handler: %s", resp.StatusCode, resp.ContentLength, b, <-written)
+			})
 		})
 	}
 }
@@ -766,34 +773,20 @@ func TestParityDeclaredContentLength(t *testing.T) {
 	srvs := parityServersOn(t, h, engine.Route{}, nil, true)
 	for _, path := range []string{"/over", "/exact", "/under"} {
 		t.Run(path, func(t *testing.T) {
-			var want string
-			for i, s := range srvs {
-				c, err := net.Dial("tcp", s.addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
-				br := bufio.NewReader(c)
+			sameAsNetHTTP(t, srvs, func(s paritySrv) string {
+				c, br := dialGet(t, s.addr, path)
 				got := "no response"
 				if resp, err := http.ReadResponse(br, nil); err == nil {
 					b, err := io.ReadAll(resp.Body)
 					got = fmt.Sprintf("cl=%d body=%q err=%v", resp.ContentLength, b, err)
 				}
 				c.SetReadDeadline(time.Now().Add(time.Second)) // kept open: both wait for a next request
-				_, err = br.ReadByte()
 				then := "closed"
-				if errors.Is(err, os.ErrDeadlineExceeded) {
+				if _, err := br.ReadByte(); errors.Is(err, os.ErrDeadlineExceeded) {
 					then = "open"
 				}
-				got += fmt.Sprintf(" then=%s handler: %s", then, <-written)
-				c.Close()
-				if i == 0 {
-					want = got
-				} else if got != want {
-					t.Errorf("%s: %s\n  net/http: %s", s.name, got, want)
-				}
-			}
+				return got + fmt.Sprintf(" then=%s handler: %s", then, <-written)
+			})
 		})
 	}
 }
