@@ -29,7 +29,9 @@ import (
 // without a body), TransferEncoding, Trailer, RemoteAddr, and a Context
 // that is cancelled when the client goes away or the request times out
 // (with request_timeout's Deadline) and holds http.ServerContextKey and
-// http.LocalAddrContextKey.
+// http.LocalAddrContextKey. A chunked request's trailer fields reach
+// Trailer once the body was read to its end; a read after Body.Close
+// fails with http.ErrBodyReadAfterClose.
 //
 // The ResponseWriter buffers the body and sends it with Content-Length when
 // the handler returns; it implements http.Flusher (the response becomes a
@@ -39,7 +41,9 @@ import (
 // the loop, http.Hijacker. Declared and http.TrailerPrefix trailers are
 // sent after a chunked body. A write after the client left fails with an
 // error matching syscall.EPIPE, one past the write deadline with
-// os.ErrDeadlineExceeded. http.MaxBytesReader works as with net/http. A
+// os.ErrDeadlineExceeded, one past a declared Content-Length with
+// http.ErrContentLength (a shorter body is cut, the connection closed), one
+// to a 204 or 304 with http.ErrBodyNotAllowed. http.MaxBytesReader works as with net/http. A
 // response the handler cannot finish (it panics, with http.ErrAbortHandler
 // or anything else, after its response began) ends with the connection
 // closed before its framing completes.
