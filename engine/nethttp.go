@@ -269,6 +269,7 @@ func (w *responseWriter) Header() http.Header { return w.header }
 // WriteHeader implements http.ResponseWriter.
 func (w *responseWriter) WriteHeader(code int) {
 	if w.wroteHeader || w.hijacked {
+		w.logIgnoredWriteHeader()
 		return
 	}
 	if code >= 100 && code < 200 && code != 101 {

@@ -2,9 +2,11 @@ package engine_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -788,5 +791,67 @@ func TestParityDeclaredContentLength(t *testing.T) {
 				return got + fmt.Sprintf(" then=%s handler: %s", then, <-written)
 			})
 		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer for log lines written from other
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestParitySuperfluousWriteHeader: a second WriteHeader is ignored and
+// logged with the handler's call site, as net/http's server logs it.
+func TestParitySuperfluousWriteHeader(t *testing.T) {
+	var nethttpLog, asyncdLog syncBuffer
+	t.Cleanup(engine.SetAdapterErrorLog(log.New(&asyncdLog, "", 0)))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	ts := httptest.NewUnstartedServer(h)
+	ts.Config.ErrorLog = log.New(&nethttpLog, "", 0)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	srvs := []paritySrv{{"net/http", ts.Listener.Addr().String()}}
+	for _, b := range enginetest.Backends(t) {
+		srvs = append(srvs, startParity(t, b, h, engine.Route{}, nil, true), startParity(t, b, h, engine.Route{}, nil, false))
+	}
+	const what = "http: superfluous response.WriteHeader call from "
+	var site string
+	for i, s := range srvs {
+		_, br := dialGet(t, s.addr, "/")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if resp.StatusCode != http.StatusAccepted {
+			t.Errorf("%s: status %d", s.name, resp.StatusCode)
+		}
+		if i == 0 {
+			line := strings.TrimSpace(nethttpLog.String())
+			if !strings.HasPrefix(line, what) {
+				t.Fatalf("net/http logged %q", line)
+			}
+			site = strings.TrimPrefix(line, what)
+			continue
+		}
+		// One line more for each asyncd server.
+		if !enginetest.Eventually(5*time.Second, func() bool { return strings.Count(asyncdLog.String(), what+site) == i }) {
+			t.Errorf("%s: the error log has not %q: %s", s.name, what+site, asyncdLog.String())
+		}
 	}
 }

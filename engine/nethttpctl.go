@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -256,4 +259,34 @@ func (c *Ctx) appendTrailer(b []byte, name, value string) []byte {
 	b = append(b, ':', ' ')
 	b = append(b, value...)
 	return append(b, '\r', '\n')
+}
+
+// logIgnoredWriteHeader logs a WriteHeader call that has no effect (a
+// second one, or one after Hijack) with the handler's call site, as
+// net/http's server does through its ErrorLog.
+func (w *responseWriter) logIgnoredWriteHeader() {
+	what := "superfluous response.WriteHeader call"
+	if w.hijacked {
+		what = "response.WriteHeader on hijacked connection"
+	}
+	adapterErrorLog.Printf("http: %s from %s", what, handlerCaller())
+}
+
+// enginePkg is this package's import path, for handlerCaller.
+var enginePkg = reflect.TypeFor[responseWriter]().PkgPath()
+
+// handlerCaller returns the first caller outside this package and
+// net/http: "function (file:line)", as net/http's relevantCaller.
+func handlerCaller() string {
+	pc := make([]uintptr, 16)
+	frames := runtime.CallersFrames(pc[:runtime.Callers(2, pc)])
+	for {
+		f, more := frames.Next()
+		if !strings.HasPrefix(f.Function, "net/http.") && !strings.HasPrefix(f.Function, enginePkg+".") {
+			return fmt.Sprintf("%s (%s:%d)", f.Function, filepath.Base(f.File), f.Line)
+		}
+		if !more {
+			return "an unknown caller"
+		}
+	}
 }
