@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -794,29 +792,10 @@ func TestParityDeclaredContentLength(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for log lines written from other
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestParitySuperfluousWriteHeader: a second WriteHeader is ignored and
 // logged with the handler's call site, as net/http's server logs it.
 func TestParitySuperfluousWriteHeader(t *testing.T) {
-	var nethttpLog, asyncdLog syncBuffer
+	var nethttpLog, asyncdLog logBuffer
 	t.Cleanup(engine.SetAdapterErrorLog(log.New(&asyncdLog, "", 0)))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
@@ -842,7 +821,7 @@ func TestParitySuperfluousWriteHeader(t *testing.T) {
 			t.Errorf("%s: status %d", s.name, resp.StatusCode)
 		}
 		if i == 0 {
-			line := strings.TrimSpace(nethttpLog.String())
+			line := strings.TrimSpace(nethttpLog.text())
 			if !strings.HasPrefix(line, what) {
 				t.Fatalf("net/http logged %q", line)
 			}
@@ -850,8 +829,8 @@ func TestParitySuperfluousWriteHeader(t *testing.T) {
 			continue
 		}
 		// One line more for each asyncd server.
-		if !enginetest.Eventually(5*time.Second, func() bool { return strings.Count(asyncdLog.String(), what+site) == i }) {
-			t.Errorf("%s: the error log has not %q: %s", s.name, what+site, asyncdLog.String())
+		if !enginetest.Eventually(5*time.Second, func() bool { return strings.Count(asyncdLog.text(), what+site) == i }) {
+			t.Errorf("%s: the error log has not %q: %s", s.name, what+site, asyncdLog.text())
 		}
 	}
 }
