@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"sync"
+	"time"
 )
 
 // pipeCap is how much of a streamed request body the engine holds for a
@@ -24,6 +27,9 @@ type bodyPipe struct {
 	askMore bool  // a reader freed space while the loop was stopped
 	cont    bool  // "100 Continue" still owed: the first read asks for it
 	askCont bool  // the reader asked for 100 Continue
+	// deadline is the reader's (http.ResponseController.SetReadDeadline):
+	// a read waiting for bytes past it fails. Zero: none.
+	deadline time.Time
 	// ready wakes a reader waiting for bytes (feed, finish). wake is the
 	// connection's Wake: the reader asks the loop for more of the body, or
 	// for 100 Continue, with it (takeRequests). Both are set when made.
@@ -138,9 +144,45 @@ func (p *bodyPipe) read(b []byte) (int, error) {
 			p.mu.Unlock()
 			return 0, err
 		}
+		deadline := p.deadline
 		p.mu.Unlock()
-		<-p.ready
+		if deadline.IsZero() {
+			<-p.ready
+			continue
+		}
+		if err := p.waitUntil(deadline); err != nil {
+			return 0, err
+		}
 	}
+}
+
+// errReadTimeout is what a body read waiting past its read deadline
+// returns: net/http's is the socket's "i/o timeout".
+var errReadTimeout = fmt.Errorf("engine: request body read: %w", os.ErrDeadlineExceeded)
+
+// waitUntil waits for the pipe's signal, or fails once deadline passed.
+func (p *bodyPipe) waitUntil(deadline time.Time) error {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return errReadTimeout
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.ready:
+		return nil
+	case <-t.C:
+		return errReadTimeout
+	}
+}
+
+// setDeadline sets the reader's deadline, and wakes a reader waiting
+// under the old one so that it waits under the new one.
+func (p *bodyPipe) setDeadline(t time.Time) {
+	p.mu.Lock()
+	p.deadline = t
+	p.mu.Unlock()
+	p.signal()
 }
 
 // takeRequests returns and clears what the reader asked of the loop.

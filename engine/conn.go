@@ -352,7 +352,7 @@ func (c *conn) process(in []byte) int {
 				}
 				return off
 			}
-		case req.ContentLength > int64(e.cfg.BodyBufferSize) && !x.route.Inline:
+		case c.streamsBody(int64(len(in)-bodyStart)) && !x.route.Inline:
 			c.ownHead(c.rawHead)
 			off = bodyStart
 			if c.streamBody() == dispatchHeld {

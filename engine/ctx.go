@@ -140,8 +140,9 @@ type Ctx struct {
 	// off-loop handler runs (OnDrained), and only once a push made it
 	// true: the push's lock orders the two.
 	streaming  bool
-	streamCL   int64 // declared Content-Length for a streamed body, -1 if chunked, -2 close-delimited
-	streamSent int64 // body bytes framed so far
+	streamCL   int64  // declared Content-Length for a streamed body, -1 if chunked, -2 close-delimited
+	streamSent int64  // body bytes framed so far
+	trailers   []byte // a chunked stream's trailer fields, "Name: value\r\n"...
 	scratch    []byte
 	// bytesOut and bodySent are the response bytes, and its body bytes,
 	// handed to the loop (BytesSent, BodyBytesSent). Once launched they
@@ -288,6 +289,7 @@ func (c *Ctx) reset() {
 	c.streaming = false
 	c.streamCL = -1
 	c.streamSent = 0
+	c.trailers = nil
 	c.scratch = keepBuf(c.scratch)
 	c.bytesOut = 0
 	c.bodySent = 0

@@ -38,6 +38,13 @@ func (l *logBuffer) has(s string) bool {
 	return strings.Contains(l.b.String(), s)
 }
 
+// text returns what was logged so far.
+func (l *logBuffer) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 func totalConns(s *enginetest.Server) int {

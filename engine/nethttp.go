@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync/atomic"
 
 	"github.com/asyncd/asyncd/httpparse"
 	"github.com/asyncd/asyncd/internal/loglimit"
@@ -20,20 +22,35 @@ import (
 // HTTPHandler runs a net/http Handler (an http.ServeMux with Go 1.22
 // patterns, or any router built on net/http) as an asyncd handler.
 //
-// What the handler sees is what net/http would give it: Method, URL,
-// RequestURI, Proto, Header (canonical keys), Host, ContentLength,
-// TransferEncoding, Trailer, RemoteAddr, Body, and a Context that is
-// cancelled when the client goes away or the request times out. The
-// ResponseWriter buffers the body and sends it with Content-Length when the
-// handler returns; it implements http.Flusher (the response becomes a
-// chunked stream, or uses the Content-Length the handler set) and, for
-// handlers running off the loop, http.Hijacker. http.MaxBytesReader works as
-// with net/http. The request's context holds http.ServerContextKey and
-// http.LocalAddrContextKey, and a response the handler cannot finish (it
-// panics, with http.ErrAbortHandler or anything else, after its response
-// began) ends with the connection closed before its framing completes.
-// Differences from net/http are listed in docs/design.md ("net/http
-// adapter").
+// What the handler sees is what net/http would give it: Method, URL (the
+// request target: no scheme or host for an origin-form one, also behind a
+// trusted proxy; RequestScheme has asyncd's verdict), RequestURI, Proto,
+// Header (canonical keys), Host, ContentLength and Body (0 and http.NoBody
+// without a body), TransferEncoding, Trailer, RemoteAddr, and a Context
+// that is cancelled when the client goes away or the request times out
+// (with request_timeout's Deadline) and holds http.ServerContextKey and
+// http.LocalAddrContextKey. A chunked request's trailer fields reach
+// Trailer once the body was read to its end; a read after Body.Close
+// fails with http.ErrBodyReadAfterClose.
+//
+// The ResponseWriter buffers the body and sends it with Content-Length when
+// the handler returns; it implements http.Flusher (the response becomes a
+// chunked stream, or uses the Content-Length the handler set), CloseNotify,
+// http.ResponseController's FlushError, SetWriteDeadline, SetReadDeadline
+// (on a streamed body) and EnableFullDuplex, and, for handlers running off
+// the loop, http.Hijacker. Declared and http.TrailerPrefix trailers are
+// sent after a chunked body. A write after the client left fails with an
+// error matching syscall.EPIPE, one past the write deadline with
+// os.ErrDeadlineExceeded, one past a declared Content-Length with
+// http.ErrContentLength (a shorter body is cut, the connection closed), one
+// to a 204 or 304 with http.ErrBodyNotAllowed. http.MaxBytesReader works as with net/http. A
+// response the handler cannot finish (it panics, with http.ErrAbortHandler
+// or anything else, after its response began) ends with the connection
+// closed before its framing completes.
+//
+// Each of these is tested side by side with net/http's server
+// (nethttp_parity_test.go); the differences from net/http are listed in
+// docs/design.md ("net/http adapter").
 func HTTPHandler(h http.Handler) Handler {
 	// srv is what http.ServerContextKey holds: a description of the server
 	// the handler runs in, never started (asyncd serves the requests). Its
@@ -86,8 +103,10 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 	h := make(http.Header, len(c.req.Headers))
 	for _, f := range c.req.Headers {
 		k := http.CanonicalHeaderKey(string(f.Name))
-		if k == "Host" || k == "Transfer-Encoding" {
-			continue // net/http moves Host to Request.Host; framing is below
+		if k == "Host" || k == "Transfer-Encoding" || k == "Trailer" && c.req.Chunked {
+			// net/http moves Host to Request.Host, and a chunked body's
+			// Trailer to Request.Trailer; framing is below.
+			continue
 		}
 		h[k] = append(h[k], string(f.Value))
 	}
@@ -119,32 +138,103 @@ func (c *Ctx) httpRequest(srv *http.Server) (*http.Request, error) {
 		req.ContentLength = c.req.ContentLength
 	}
 	if c.req.Chunked {
-		if len(c.chunk.Trailers) > 0 {
-			req.Trailer = make(http.Header, len(c.chunk.Trailers))
-			for _, f := range c.chunk.Trailers {
-				k := http.CanonicalHeaderKey(string(f.Name))
-				req.Trailer[k] = append(req.Trailer[k], string(f.Value))
-			}
-		}
+		req.Trailer = c.declaredTrailer()
 	}
 	if req.ContentLength != 0 {
-		req.Body = io.NopCloser(c.BodyReader())
+		req.Body = &requestBody{r: c.BodyReader(), c: c, req: req}
 	} else {
 		req.Body = http.NoBody
 	}
-	if c.secure {
-		req.URL.Scheme = "https"
-	}
-	return req.WithContext(&serverContext{Context: c.Context(), srv: srv, local: c.local}), nil
+	// URL is the request target, as net/http's server leaves it: an
+	// origin-form target has no scheme or host (a trusted proxy's "https"
+	// is not put there: URL.String would read "https:///path").
+	return req.WithContext(&serverContext{Context: c.Context(), srv: srv, local: c.local, secure: c.secure}), nil
 }
+
+// declaredTrailer returns the names a chunked request's Trailer field
+// declares, without values, as net/http's Request.Trailer holds them
+// until the body was read (requestBody fills them in); nil without any.
+func (c *Ctx) declaredTrailer() http.Header {
+	var t http.Header
+	for _, f := range c.req.Headers {
+		if !asciiEqualFold(f.Name, "Trailer") {
+			continue
+		}
+		for name := range strings.SplitSeq(string(f.Value), ",") {
+			if k := http.CanonicalHeaderKey(strings.TrimSpace(name)); k != "" {
+				if t == nil {
+					t = make(http.Header)
+				}
+				t[k] = nil
+			}
+		}
+	}
+	return t
+}
+
+// requestBody is the adapter's Request.Body: the Ctx's BodyReader, whose
+// reads after Close fail as net/http's do, and which puts a chunked body's
+// trailer fields in req.Trailer once it was read to its end (net/http's
+// mergeSetHeader: every field received, declared or not). closed is
+// atomic: a handler may close the body from another goroutine.
+type requestBody struct {
+	r       io.Reader
+	c       *Ctx
+	req     *http.Request
+	closed  atomic.Bool
+	trailed bool // the trailer fields went into req.Trailer
+}
+
+// Read implements io.Reader.
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	n, err := b.r.Read(p)
+	if err == io.EOF && !b.trailed && b.c.req.Chunked {
+		b.trailed = true
+		for _, f := range b.c.chunk.Trailers {
+			if b.req.Trailer == nil {
+				b.req.Trailer = make(http.Header)
+			}
+			k := http.CanonicalHeaderKey(string(f.Name))
+			b.req.Trailer[k] = append(b.req.Trailer[k], string(f.Value))
+		}
+	}
+	return n, err
+}
+
+// Close implements io.Closer. What the handler left unread the engine
+// deals with, as for any body (Connection: close when it streamed).
+func (b *requestBody) Close() error {
+	b.closed.Store(true)
+	return nil
+}
+
+// RequestScheme returns the scheme asyncd decided a request came in with:
+// "https" when a trusted proxy said so (forwarded_allow_ips and
+// secure_scheme_headers), as Ctx.Scheme says to native handlers. The
+// net/http adapter, like net/http's server, leaves r.URL the request
+// target and r.TLS nil, so this is where a net/http handler finds it. For
+// a request from another server it reports "https" when r.TLS is set.
+func RequestScheme(r *http.Request) string {
+	if secure, _ := r.Context().Value(secureKey{}).(bool); secure || r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// secureKey is the context key of RequestScheme's verdict.
+type secureKey struct{}
 
 // serverContext adds what net/http's server puts in a request's context:
 // http.ServerContextKey and http.LocalAddrContextKey. One value instead of
 // two context.WithValue layers and an address nobody may ask for.
 type serverContext struct {
 	context.Context
-	srv   *http.Server
-	local netip.AddrPort // invalid on a unix socket
+	srv    *http.Server
+	local  netip.AddrPort // invalid on a unix socket
+	secure bool           // a trusted proxy said https (RequestScheme)
 }
 
 // Value implements context.Context.
@@ -157,6 +247,8 @@ func (s *serverContext) Value(key any) any {
 			return &net.UnixAddr{Net: "unix"}
 		}
 		return net.TCPAddrFromAddrPort(s.local)
+	case secureKey{}:
+		return s.secure
 	}
 	return s.Context.Value(key)
 }
@@ -167,7 +259,8 @@ type responseWriter struct {
 	header      http.Header
 	wroteHeader bool
 	hijacked    bool
-	sniff       bool // no Content-Type set: detect it from the first write
+	sniff       bool       // no Content-Type set: detect it from the first write
+	ext         *writerExt // what few handlers use, made on first use (nethttpctl.go)
 }
 
 // Header implements http.ResponseWriter.
@@ -176,6 +269,7 @@ func (w *responseWriter) Header() http.Header { return w.header }
 // WriteHeader implements http.ResponseWriter.
 func (w *responseWriter) WriteHeader(code int) {
 	if w.wroteHeader || w.hijacked {
+		w.logIgnoredWriteHeader()
 		return
 	}
 	if code >= 100 && code < 200 && code != 101 {
@@ -191,7 +285,10 @@ func (w *responseWriter) WriteHeader(code int) {
 			}
 			continue
 		case "Trailer":
-			continue
+			w.declareTrailers(vs)
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue // sent after the body (sendTrailers)
 		}
 		for _, v := range vs {
 			w.c.SetHeader(k, v)
@@ -209,8 +306,17 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
 	}
+	if w.pastWriteDeadline() {
+		return 0, errWriteTimeout
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
+	}
+	if !bodyAllowed(w.c.status) {
+		return 0, http.ErrBodyNotAllowed // 204, 304: as net/http says
+	}
+	if w.pastContentLength(len(p)) {
+		return 0, http.ErrContentLength
 	}
 	if w.sniff && len(w.c.ctype) == 0 && len(p) > 0 {
 		w.c.SetContentType(http.DetectContentType(p))
@@ -219,7 +325,23 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if err == nil && !w.c.streaming && w.c.off.launched && len(w.c.out) >= streamChunk {
 		err = w.c.Flush()
 	}
-	return n, err
+	if err != nil {
+		return n, w.writeErr(err)
+	}
+	if w.pastWriteDeadline() {
+		return 0, errWriteTimeout // it passed while the write waited for the client
+	}
+	return n, nil
+}
+
+// writeErr is what a failed write or flush returns: net/http's error for
+// a client that left, or for a write deadline that passed while the
+// write waited for the client (the response is then cut short).
+func (w *responseWriter) writeErr(err error) error {
+	if w.pastWriteDeadline() {
+		return errWriteTimeout
+	}
+	return httpWriteErr(err)
 }
 
 // WriteString implements io.StringWriter.
@@ -237,10 +359,19 @@ func (w *responseWriter) FlushError() error {
 	if w.hijacked {
 		return http.ErrHijacked
 	}
+	if w.pastWriteDeadline() {
+		return errWriteTimeout
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	return w.c.Flush()
+	if err := w.c.Flush(); err != nil {
+		return w.writeErr(err)
+	}
+	if w.pastWriteDeadline() {
+		return errWriteTimeout
+	}
+	return nil
 }
 
 // Hijack implements http.Hijacker: the returned conn belongs to the caller,
@@ -275,6 +406,7 @@ func (w *responseWriter) recoverPanic() {
 	if r == nil {
 		return
 	}
+	w.endWriteDeadline()
 	c := w.c
 	abort := r == http.ErrAbortHandler
 	switch {
@@ -310,12 +442,44 @@ func (w *responseWriter) canCut() bool {
 	return c.ProtoAtLeast(1, 1)
 }
 
+// pastContentLength reports whether n more body bytes would pass the
+// Content-Length the handler declared: net/http refuses such a write whole.
+func (w *responseWriter) pastContentLength(n int) bool {
+	c := w.c
+	if c.contentLen < 0 || isHead(&c.req) {
+		return false
+	}
+	written := c.streamSent
+	if !c.streaming {
+		written = int64(len(c.out))
+	}
+	return written+int64(n) > c.contentLen
+}
+
+// endShort sends a body shorter than the Content-Length the handler
+// declared under that length, and the connection closes after it
+// (appendStreamTail): the client sees the response cut short, as net/http
+// shows it. Sent with the length written, a body cut short by the
+// handler's error (a failed read while copying a file) would look whole.
+func (w *responseWriter) endShort() {
+	c := w.c
+	if c.contentLen >= 0 && !c.streaming && bodyAllowed(c.status) && !isHead(&c.req) && int64(len(c.out)) < c.contentLen {
+		c.streamHead()
+	}
+}
+
 // finish completes the response when ServeHTTP returns.
 func (w *responseWriter) finish() {
+	w.endWriteDeadline()
 	if w.hijacked {
 		return
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.pastWriteDeadline() {
+		return // net/http's final flush fails on a timed-out connection
+	}
+	w.endShort()
+	w.sendTrailers()
 }

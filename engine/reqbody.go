@@ -36,8 +36,8 @@ func (c *conn) readBody(in []byte) (int, bool) {
 		if done {
 			x.body = x.bodyBf
 			c.deadline = time.Time{}
-		} else if len(x.bodyBf) > c.l.e.cfg.BodyBufferSize && !x.route.Inline {
-			c.streamBody() // too large to buffer: stream the rest
+		} else if (len(x.bodyBf) > c.l.e.cfg.BodyBufferSize || x.route.StreamBody) && !x.route.Inline {
+			c.streamBody() // too large to buffer, or not to be buffered: stream the rest
 		}
 		return n, done
 	}
@@ -50,6 +50,15 @@ func (c *conn) readBody(in []byte) (int, bool) {
 	x.body = x.bodyBf
 	c.deadline = time.Time{}
 	return need, true
+}
+
+// streamsBody reports whether a Content-Length body, of which have bytes
+// are in the input, streams to its handler: one too large to buffer, or
+// not all there yet on a route with request_buffering: false.
+func (c *conn) streamsBody(have int64) bool {
+	x := c.ctx
+	n := x.req.ContentLength
+	return n > int64(c.l.e.cfg.BodyBufferSize) || x.route.StreamBody && n > have
 }
 
 // sendContinue answers Expect: 100-continue before the engine collects the

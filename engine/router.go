@@ -25,6 +25,11 @@ type Route struct {
 	// Inline routes always run on the event loop, whatever the worker
 	// class, and are not held back by the off-loop in-flight bound.
 	Inline bool
+	// StreamBody hands the handler its request body as it arrives
+	// (request_buffering: false), instead of buffering one under the body
+	// buffer size whole before the handler runs. Such a body goes to a
+	// handler off the loop; Inline routes ignore it.
+	StreamBody bool
 	// Name identifies the route in logs ("routes[2] /api/ (proxy)").
 	Name string
 	// Mount makes the route a subtree: Path (without a trailing "/",

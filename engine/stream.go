@@ -130,7 +130,9 @@ func (c *Ctx) appendStreamTail(b []byte) []byte {
 		// (no last chunk, or fewer bytes than declared).
 		c.closeAfter = true
 	case c.streamCL == -1 && bodyAllowed(c.status) && !isHead(&c.req):
-		b = append(b, "0\r\n\r\n"...)
+		b = append(b, "0\r\n"...)
+		b = append(b, c.trailers...)
+		b = append(b, '\r', '\n')
 	case c.streamCL >= 0 && c.streamSent < c.streamCL:
 		// The handler wrote less than it declared: the client cannot tell
 		// where this response ends, so the connection must close.

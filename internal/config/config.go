@@ -96,6 +96,9 @@ type Route struct {
 	// Blocking says the handler may block (disk, network, locks), so the
 	// engine must not run it on the event loop even with worker_class sync.
 	Blocking bool
+	// StreamBody is request_buffering: false: the handler reads the body
+	// as it arrives, never buffered whole first.
+	StreamBody bool
 	// Options are passed to the handler plugin, which validates them.
 	Options map[string]any
 	// Index is the route's position in the routes list, for messages.

@@ -425,7 +425,7 @@ func fieldType(name string) reflect.Type {
 }
 
 // routeKeys are the keys a route mapping may hold.
-var routeKeys = []string{"path", "mount", "handler", "methods", "blocking", "options"}
+var routeKeys = []string{"path", "mount", "handler", "methods", "blocking", "request_buffering", "options"}
 
 // decodeRoutes reads the routes list. Errors name the route element
 // ("routes[2].handler: ..."), so they are returned whole, not as a detail.
@@ -471,6 +471,10 @@ func decodeRoutes(raw any) (any, error) {
 				}
 			case "blocking":
 				r.Blocking, err = decodeBool(v)
+			case "request_buffering":
+				var buffered bool
+				buffered, err = decodeBool(v)
+				r.StreamBody = !buffered
 			case "options":
 				switch o := v.(type) {
 				case nil:

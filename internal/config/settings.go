@@ -365,7 +365,10 @@ var settings = []Setting{
 		Help: "Handlers by path (config file only).",
 		Doc: "A list of mappings with `path` (starting with /), `handler` (a plugin name), optional " +
 			"`methods` (a list; default every method), `blocking` (true if the handler may block, " +
-			"so it never runs on the event loop) and `options` (passed to the plugin, which checks " +
+			"so it never runs on the event loop), `request_buffering` (default true; false hands the " +
+			"handler the request body as it arrives, off the event loop, as nginx's " +
+			"`proxy_request_buffering off`, instead of buffering a body up to body_buffer_size whole " +
+			"before the handler runs) and `options` (passed to the plugin, which checks " +
 			"them). No two routes may share a path and a method. Requests are routed on their " +
 			"normalized path (percent-escapes of unreserved characters decoded, `.` and `..` " +
 			"segments resolved, repeated slashes merged; docs/security.md#paths), and the method " +

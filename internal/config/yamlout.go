@@ -114,6 +114,11 @@ func yamlValue(s *Setting, v any) (any, error) {
 					return nil, err
 				}
 			}
+			if r.StreamBody {
+				if err := add("request_buffering", false); err != nil {
+					return nil, err
+				}
+			}
 			if len(r.Options) > 0 {
 				if err := add("options", r.Options); err != nil {
 					return nil, err

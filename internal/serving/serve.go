@@ -261,7 +261,7 @@ func buildRoutes(cfg *config.Config, log *slog.Logger) (*engine.Router, plugins.
 		}
 		ins = append(ins, in)
 		routes = append(routes, &engine.Route{
-			Path: r.Path, Methods: r.Methods, Handler: in.Handler, Blocking: r.Blocking, Mount: r.Mount,
+			Path: r.Path, Methods: r.Methods, Handler: in.Handler, Blocking: r.Blocking, Mount: r.Mount, StreamBody: r.StreamBody,
 			Name: fmt.Sprintf("%s %s", pr, r.Handler),
 		})
 	}

@@ -233,7 +233,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	dropUntrusted(pr.Out.Header)
 	pr.SetXForwarded()
-	if pr.In.URL.Scheme == "https" {
+	if engine.RequestScheme(pr.In) == "https" {
 		pr.Out.Header.Set("X-Forwarded-Proto", "https")
 	}
 	if ip := pr.Out.Header.Get("X-Forwarded-For"); ip != "" {

@@ -231,7 +231,7 @@ const intro = "asyncd takes Gunicorn's setting names wherever Gunicorn has the s
 	"    blocking: true        # may block: never runs on the event loop\n" +
 	"    options: {body: \"done\", delay: 2s}\n" +
 	"```\n\n" +
-	"Route keys are `path`, `handler`, `methods`, `blocking` and `options`; any other key is an error\n" +
+	"Route keys are `path` (or `mount`), `handler`, `methods`, `blocking`, `request_buffering` and `options`; any other key is an error\n" +
 	"naming it (`asyncd.yaml:14: unknown key \"routes[1].hanlder\" (did you mean \"routes[1].handler\"?)`).\n" +
 	"Handler names and options are checked by the plugin that owns them, after this file is read.\n\n" +
 	"## Gunicorn .py files\n\n" +
