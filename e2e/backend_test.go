@@ -13,17 +13,18 @@ const probeFailEnv = "ASYNCD_INTERNAL_IOURING_PROBE_FAIL"
 
 const probeFailReason = "simulated seccomp profile"
 
-// TestBackendAuto: `backend: auto` serves on epoll, the backend measured
-// cheaper per request (autoOrder in loop/registry.go), silently, where
-// io_uring runs and where its probe fails, reloads included; asking for
-// io_uring where it cannot run is refused with the reason.
+// TestBackendAuto: `backend: auto` serves on io_uring, the backend measured
+// cheaper per request (autoOrder in loop/registry.go), silently where it
+// runs, and on epoll with one line giving the reason per generation where
+// its probe fails, reloads included; asking for io_uring where it cannot
+// run is refused with the reason.
 func TestBackendAuto(t *testing.T) {
 	t.Parallel()
 	auto := strings.Replace(baseConfig, "\nbackend: epoll\n", "\nbackend: auto\n", 1)
 	t.Run("io_uring here", func(t *testing.T) {
 		t.Parallel()
 		s := startServer(t, auto, options{})
-		s.checkBackend(1, "epoll")
+		s.checkBackend(1, "io_uring") // auto prefers io_uring, measured cheaper
 		if n := s.count(`(?m)^.*io_uring unavailable.*$`); n != 0 {
 			t.Errorf("%d fallback lines with io_uring available", n)
 		}
@@ -38,8 +39,9 @@ func TestBackendAuto(t *testing.T) {
 		s.signal(syscall.SIGHUP)
 		s.waitLog(`msg="serving process ready" generation=2`, 1)
 		s.checkBackend(2, "epoll")
-		if n := s.count(`(?m)^.*io_uring unavailable.*$`); n != 0 {
-			t.Errorf("%d lines about io_uring being unavailable: auto does not ask for it", n)
+		// Each generation falls back once and says why.
+		if n := s.count(`(?m)^.*io_uring unavailable, using epoll.*` + probeFailReason + `.*$`); n != 2 {
+			t.Errorf("%d lines saying io_uring is unavailable, with the reason; want one per generation (2)", n)
 		}
 		// Asking for io_uring now is a reload that fails with the reason.
 		s.writeConfig(onBackend(baseConfig, "io_uring"))

@@ -14,11 +14,11 @@ const Auto = "auto"
 
 // autoOrder is what `backend: auto` tries, in order: the first registered
 // backend whose Probe passes runs, and each one skipped is logged with its
-// reason. epoll first: it was measured to cost less CPU per request than
-// io_uring (docs/benchmarks.md, "io_uring against epoll"). Putting
-// "io_uring" first makes auto use io_uring where the kernel allows it and
-// fall back to epoll with the probe's reason.
-var autoOrder = []string{"epoll", "io_uring"}
+// reason. io_uring first: the published run at 3e857ab measured it
+// cheaper per request than epoll on plaintext, pipelined, churn and 1,000
+// connections (docs/benchmarks.md, "io_uring against epoll"); where the
+// kernel refuses it, auto falls back to epoll with the probe's reason.
+var autoOrder = []string{"io_uring", "epoll"}
 
 var (
 	registryMu sync.RWMutex

@@ -129,10 +129,10 @@ var settings = []Setting{
 		Choices: []string{"auto", "epoll", "io_uring"},
 		Flag:    "backend", Env: env("backend"), Group: GroupWorkerProcesses, Meta: "NAME",
 		Help: "Event-loop backend: auto, epoll or io_uring.",
-		Doc: "`auto` uses epoll, the backend measured to cost less CPU per request on a quiet machine: " +
-			"io_uring cost 27-35% more on plaintext and 43% more pipelined (docs/benchmarks.md, " +
-			"\"io_uring against epoll\"). `auto` will use io_uring once a published run measures it at or " +
-			"below epoll. `io_uring` is refused, with the reason, where the kernel does not allow it " +
+		Doc: "`auto` uses io_uring, the backend the published run measured to cost less CPU per request " +
+			"than epoll (0.76x on plaintext, 0.83x pipelined, 0.80x with a new connection per request, " +
+			"0.88x at 1,000 connections; docs/benchmarks.md, \"io_uring against epoll\"), and falls back " +
+			"to epoll, logging the reason, where the kernel does not allow io_uring. `io_uring` is refused, with the reason, where the kernel does not allow it " +
 			"(container runtimes often forbid it, and kernel.io_uring_disabled can turn it off). " +
 			"A custom build may add a backend of its own and name it here (docs/design.md, \"Backends by name\").",
 		Gunicorn: "asyncd only.",
