@@ -17,8 +17,11 @@ var (
 	// postgres://user:pass@host (the password may hold anything but @ and /).
 	urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@`)
 	// kvPassword is a password in a libpq key=value DSN ("host=db
-	// password='a b'") or a URL query (?password=x&sslpassword=y).
-	kvPassword = regexp.MustCompile(`(?i)(^|[\s?&;])((?:ssl)?password|passwd|pwd|token|secret|api_?key|access_?key)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&;]*)`)
+	// password='a b'") or a URL query (?password=x&sslpassword=y). A
+	// quoted value takes what sticks to its closing quote ('a'b), and one
+	// never closed runs to the end: what libpq would refuse is masked
+	// whole, never in part.
+	kvPassword = regexp.MustCompile(`(?i)(^|[\s?&;])((?:ssl)?password|passwd|pwd|token|secret|api_?key|access_?key)\s*=\s*('(?:[^'\\]|\\(?s:.?))*(?:'[^\s&;]*|$)|[^\s&;]*)`)
 )
 
 // secretNames are the parts of a key (an option's, an environment

@@ -15,6 +15,9 @@ func TestMaskString(t *testing.T) {
 		{"host=db user=app password=s3cr3t dbname=app", "host=db user=app password=xxxxx dbname=app"},
 		{"host=db password='a b\\'c' dbname=app", "host=db password=xxxxx dbname=app"},
 		{"host=db PASSWORD = x", "host=db PASSWORD=xxxxx"},
+		{"host=db password='a'b dbname=app", "host=db password=xxxxx dbname=app"}, // what sticks to the quote
+		{"host=db password='never closed dbname=app", "host=db password=xxxxx"},   // masked to the end
+		{"host=db password='ends in \\", "host=db password=xxxxx"},
 		{"postgres://app@db/app?password=s3cr3t&sslmode=require", "postgres://app@db/app?password=xxxxx&sslmode=require"},
 		{"postgres://app@db/app?sslpassword=k", "postgres://app@db/app?sslpassword=xxxxx"},
 		{"http://127.0.0.1:8001", "http://127.0.0.1:8001"},
