@@ -22,6 +22,7 @@
 package files
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html"
@@ -34,6 +35,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/asyncd/asyncd/engine"
@@ -90,10 +92,6 @@ func newHandler(routePath string, o Options) (*handler, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("options.root: %s is not a directory", o.Root)
 	}
-	root, err := os.OpenRoot(o.Root)
-	if err != nil {
-		return nil, fmt.Errorf("options.root: %w", err)
-	}
 	switch o.ETag {
 	case "weak", "strong", "off":
 	default:
@@ -107,7 +105,7 @@ func newHandler(routePath string, o Options) (*handler, error) {
 			return nil, fmt.Errorf("options.cache_control: control character in %q", o.CacheControl)
 		}
 	}
-	h := &handler{root: root, o: o}
+	h := &handler{o: o}
 	if o.StripPrefix {
 		h.prefix = strings.TrimSuffix(routePath, "/")
 	}
@@ -123,9 +121,41 @@ type blocking struct {
 // Blocking implements engine.BlockingHandler.
 func (*blocking) Blocking() bool { return true }
 
+// Provision implements plugins.Provisioner: the serving process opens the
+// root directory before it reports ready, so a root gone since the config
+// was checked fails the start (a reload then leaves the running generation
+// serving). The factory only checks the root: it also runs in the
+// supervisor and in --check-config, on every start and reload, where an
+// open directory would never be closed.
+func (b *blocking) Provision(context.Context) error {
+	_, err := b.h.openRoot()
+	return err
+}
+
 // Cleanup implements plugins.CleanerUpper: the stopping serving process
 // closes the root directory.
-func (b *blocking) Cleanup() error { return b.h.root.Close() }
+func (b *blocking) Cleanup() error {
+	// Done first: a request after Cleanup gets an error, not a new open,
+	// and b.h.root is read after the Once that wrote it.
+	b.h.rootOnce.Do(func() { b.h.rootErr = errors.New("files: closed") })
+	if b.h.root == nil {
+		return nil
+	}
+	return b.h.root.Close()
+}
+
+// openRoot opens the root once: at Provision in a serving process, or at
+// the first request where nobody provisioned the handler (a custom build
+// calling New directly).
+func (h *handler) openRoot() (*os.Root, error) {
+	h.rootOnce.Do(func() {
+		h.root, h.rootErr = os.OpenRoot(h.o.Root)
+		if h.rootErr != nil {
+			h.rootErr = fmt.Errorf("options.root: %w", h.rootErr)
+		}
+	})
+	return h.root, h.rootErr
+}
 
 func (h *handler) logger() *slog.Logger {
 	if h.log == nil {
@@ -135,10 +165,13 @@ func (h *handler) logger() *slog.Logger {
 }
 
 type handler struct {
-	root   *os.Root
-	o      Options
-	prefix string
-	log    *slog.Logger // the route's (plugins.Context)
+	// root is opened once by openRoot; read only after rootOnce.
+	root     *os.Root
+	rootErr  error
+	rootOnce sync.Once
+	o        Options
+	prefix   string
+	log      *slog.Logger // the route's (plugins.Context)
 }
 
 // errBadPath is a request path that tries to leave the tree or hides
@@ -247,7 +280,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // anything but regular files and directories. O_NONBLOCK keeps a FIFO
 // from blocking the open; it changes nothing for files and directories.
 func (h *handler) open(name string) (*os.File, fs.FileInfo, error) {
-	f, err := h.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	root, err := h.openRoot()
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -377,3 +377,54 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// rootFDs counts this process's descriptors open on dir.
+func rootFDs(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == dir {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBuildHoldsNoRoot: building a files route, as the supervisor and
+// --check-config do on every start and reload without ever provisioning
+// or cleaning up, opens nothing; a serving process opens the root in
+// Provision and closes it in Cleanup.
+func TestBuildHoldsNoRoot(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := plugins.Route{Path: "/f/", Handler: "files", Options: map[string]any{"root": dir}}
+	for range 5 {
+		if _, err := plugins.Build(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rootFDs(t, dir); n != 0 {
+		t.Fatalf("5 builds left %d descriptors open on the root", n)
+	}
+	in, err := plugins.NewInstance(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := plugins.Instances{in}
+	if err := ins.Provision(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := rootFDs(t, dir); n != 1 {
+		t.Errorf("after Provision: %d descriptors on the root, want 1", n)
+	}
+	ins.Cleanup(nil)
+	if n := rootFDs(t, dir); n != 0 {
+		t.Errorf("after Cleanup: %d descriptors on the root, want 0", n)
+	}
+}
